@@ -1,0 +1,40 @@
+"""Offline, cited-answer chat assistant over news articles.
+
+Public API::
+
+    from rag import Assistant
+    a = Assistant()
+    a.search("Chi ha firmato l'accordo?", k=4)
+    a.ask("Who signed the mutual defence pact?")
+"""
+
+from .assistant import Assistant
+from .config import Settings, load_settings
+from .errors import (
+    BackendError,
+    ConfigError,
+    DocumentError,
+    IndexCorruptError,
+    InvalidQuestionError,
+    ModelNotFoundError,
+    RagError,
+)
+from .types import Answer, Chunk, Citation, Document, SearchHit
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "BackendError",
+    "Chunk",
+    "Citation",
+    "ConfigError",
+    "Document",
+    "DocumentError",
+    "IndexCorruptError",
+    "InvalidQuestionError",
+    "ModelNotFoundError",
+    "RagError",
+    "SearchHit",
+    "Settings",
+    "load_settings",
+]

@@ -1,0 +1,263 @@
+"""The answer pipeline: language → (follow-up rewrite) → retrieval → refusal gate →
+generation under a token budget → citation checks → fallback.
+
+The default model is small, so the pipeline, not the model, guarantees the
+properties users rely on: answerability is decided by retrieval scores,
+citations are constrained by a grammar and then checked against the passages,
+and the answer's language is checked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from .citations import SupportChecker, parse_claims, render, verify_claims
+from .errors import BackendError, RagError
+from .extractive import extractive_claims
+from .language import LANGUAGE_NAMES, choose_answer_language, detect_language
+from .llm import LlamaCppChat, create_chat_model
+from .prompts import (
+    ANSWER_SYSTEM,
+    ANSWER_USER,
+    CONDENSE_SYSTEM,
+    CONDENSE_USER,
+    EMPTY_STORE,
+    FALLBACK_NOTE,
+    LANGUAGE_RETRY,
+    OTHER_LANGUAGE_NOTE,
+    PASSAGE_TEMPLATE,
+    REFUSAL,
+    UNSUPPORTED_SCRIPT,
+)
+from .tokens import count_tokens
+from .types import Answer, SearchHit
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+History = Sequence[tuple[str, str]]
+# tiktoken counts differ from the model's tokenizer; keep this much headroom.
+TOKEN_SAFETY = 1.15
+MAX_SENTENCES = 3
+
+
+def citation_grammar(n_passages: int) -> str:
+    """GBNF: 1-3 sentences, each ending with citations of existing passage numbers.
+
+    A full stop is only allowed inside a sentence when not followed by a space
+    (numbers, abbreviations), so every sentence must end with " [n].".
+    """
+    nums = " | ".join(f'"{i}"' for i in range(1, n_passages + 1))
+    return "\n".join(
+        [
+            f'root ::= sent (" " sent){{0,{MAX_SENTENCES - 1}}}',
+            'sent ::= first rest " [" num "]" ("[" num "]")? "."',
+            r"first ::= [^\[\]\n .!?]",
+            r'rest ::= ([^\[\]\n.!?] | "." [^ \n\[\].!?])*',
+            f"num ::= {nums}",
+        ]
+    )
+
+
+def format_passage(number: int, hit: SearchHit) -> str:
+    date = f", {hit.date}" if hit.date else ""
+    return PASSAGE_TEMPLATE.format(number=number, title=hit.title, date=date, text=hit.text)
+
+
+def fit_passages(hits: list[SearchHit], budget_tokens: int, encoding: str) -> list[SearchHit]:
+    """Whole passages in rank order while they fit; a passage is never cut."""
+    kept, used = [], 0
+    for hit in hits:
+        cost = int(count_tokens(format_passage(len(kept) + 1, hit), encoding) * TOKEN_SAFETY) + 2
+        if used + cost <= budget_tokens:
+            kept.append(hit)
+            used += cost
+    return kept
+
+
+def answer_messages(question: str, hits: list[SearchHit], language: str, retry: bool = False) -> list[BaseMessage]:
+    system = ANSWER_SYSTEM[language] + (" " + LANGUAGE_RETRY[language] if retry else "")
+    passages = "\n\n".join(format_passage(i + 1, h) for i, h in enumerate(hits))
+    return [
+        SystemMessage(system),
+        HumanMessage(ANSWER_USER[language].format(passages=passages, question=question)),
+    ]
+
+
+class _Generation:
+    """Streams one chat completion under a deadline, recording time to first token."""
+
+    def __init__(self, chat: BaseChatModel, timeout_s: float, timings: dict[str, float], t0: float) -> None:
+        self.chat, self.timeout_s, self.timings, self.t0 = chat, timeout_s, timings, t0
+
+    def stream(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[str]:
+        deadline = time.perf_counter() + self.timeout_s
+        try:
+            for chunk in self.chat.stream(messages, **kwargs):
+                piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
+                if piece:
+                    self.timings.setdefault("first_token", time.perf_counter() - self.t0)
+                    yield piece
+                if time.perf_counter() > deadline:
+                    raise BackendError(f"the language model took longer than {self.timeout_s:.0f}s")
+        except RagError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any backend failure (network, server) means fallback
+            raise BackendError(f"{type(err).__name__}: {err}") from err
+
+
+def condense_question(
+    question: str, history: History, chat: BaseChatModel | None, language: str, timeout_s: float
+) -> str:
+    """A standalone version of a follow-up question, for retrieval."""
+    turns = [(u, a) for u, a in history if u][-3:]
+    if not turns:
+        return question
+    if chat is not None:
+        convo = "\n".join(f"- {u}\n  → {a[:300]}" for u, a in turns)
+        messages = [
+            SystemMessage(CONDENSE_SYSTEM[language]),
+            HumanMessage(CONDENSE_USER[language].format(history=convo, question=question)),
+        ]
+        try:
+            gen = _Generation(chat, timeout_s, {}, time.perf_counter())
+            text = "".join(gen.stream(messages, max_tokens=60)).strip().splitlines()
+            rewritten = text[0].strip().strip('"«»') if text else ""
+            if 5 <= len(rewritten) <= 300:
+                return rewritten
+        except BackendError:
+            pass
+    # Without a model: the previous question carries the missing names.
+    return f"{turns[-1][0]} {question}"
+
+
+def _finish(answer: Answer, t0: float) -> Answer:
+    answer.timings["total"] = time.perf_counter() - t0
+    return answer
+
+
+def answer_stream(
+    assistant: Assistant,
+    question: str,
+    history: History | None = None,
+    *,
+    backend: str | None = None,
+    k: int | None = None,
+    default_language: str = "en",
+    chat: BaseChatModel | None = None,
+) -> Iterator[str | Answer]:
+    """Yields draft text pieces as they are generated, then the final Answer.
+
+    ``chat`` replaces the configured backend with any LangChain chat model.
+    """
+    from .assistant import validate_query
+
+    t0 = time.perf_counter()
+    settings = assistant.settings
+    backend = backend or settings.llm.backend
+    q = validate_query(question, settings.retrieval.max_query_chars)
+    choice = choose_answer_language(q, default_language)
+    lang = choice.answer_language
+    answer = Answer(question=q, text="", language=lang, answerable=False, backend=backend, searched_for=q)
+    if not choice.script_supported:
+        answer.text, answer.note = UNSUPPORTED_SCRIPT, OTHER_LANGUAGE_NOTE.format(language=choice.detected)
+        yield _finish(answer, t0)
+        return
+    if not choice.supported:
+        answer.note = OTHER_LANGUAGE_NOTE.format(language=choice.detected)
+
+    fallback_reason: str | None = None
+    if chat is not None:
+        backend = answer.backend = getattr(chat, "_llm_type", "custom")
+    elif backend != "extractive":
+        try:
+            chat = create_chat_model(settings, backend)
+        except RagError as err:
+            if not settings.llm.fallback_to_extractive:
+                raise
+            fallback_reason = str(err)
+
+    if history:
+        answer.searched_for = condense_question(q, history, chat, lang, settings.llm.timeout_s)
+    t = time.perf_counter()
+    hits = assistant.retriever.search(answer.searched_for, k or settings.retrieval.k)
+    answer.timings["retrieval"] = time.perf_counter() - t
+    answer.passages = hits
+    if not hits:
+        answer.text = EMPTY_STORE[lang]
+        yield _finish(answer, t0)
+        return
+    best = max(h.dense_score or 0.0 for h in hits)
+    if best < settings.retrieval.min_relevance:
+        # Decided by retrieval, without the LLM: nothing relevant enough was found.
+        answer.text = REFUSAL[lang]
+        yield _finish(answer, t0)
+        return
+
+    checker = SupportChecker(hits, assistant.embedder)
+    kept: list[Any] = []
+    if chat is not None:
+        try:
+            kept = yield from _generate(chat, answer, hits, checker, settings, lang, t0)
+            if not kept:
+                fallback_reason = "no sentence of the model's answer was supported by the cited passages"
+        except BackendError as err:
+            if not settings.llm.fallback_to_extractive:
+                raise
+            fallback_reason = str(err)
+    if not kept:
+        if backend != "extractive":
+            answer.fell_back = True
+            answer.fallback_reason = fallback_reason
+            answer.note = " ".join(filter(None, [answer.note, FALLBACK_NOTE[lang].format(reason=fallback_reason)]))
+        answer.backend = "extractive"
+        kept = extractive_claims(answer.searched_for, checker, lang)
+    answer.text, answer.citations = render(kept, hits)
+    answer.answerable = bool(answer.citations)
+    if not answer.answerable:
+        answer.text = REFUSAL[lang]
+    yield _finish(answer, t0)
+
+
+def _generate(
+    chat: BaseChatModel,
+    answer: Answer,
+    hits: list[SearchHit],
+    checker: SupportChecker,
+    settings: Any,
+    lang: str,
+    t0: float,
+) -> Iterator[str]:
+    """LLM answer, checked; returns the verified claims (empty: use the fallback)."""
+    cfg = settings.llm
+    enc = settings.chunking.encoding
+    fixed = sum(count_tokens(m.content, enc) for m in answer_messages(answer.searched_for, [], lang, retry=True))
+    budget = cfg.n_ctx - cfg.max_tokens - int(fixed * TOKEN_SAFETY) - 32
+    shown = fit_passages(hits, budget, enc)
+    if not shown:
+        raise BackendError("the passages do not fit in the model's context window")
+    kwargs: dict[str, Any] = {}
+    if isinstance(chat, LlamaCppChat) and cfg.use_grammar:
+        kwargs["grammar"] = citation_grammar(len(shown))
+    gen = _Generation(chat, cfg.timeout_s, answer.timings, t0)
+    for retry in (False, True):
+        draft = ""
+        for piece in gen.stream(answer_messages(answer.searched_for, shown, lang, retry), **kwargs):
+            draft += piece
+            yield piece
+        # Passage numbers in the draft refer to `shown`; map them onto `hits`.
+        claims = parse_claims(draft)
+        for claim in claims:
+            claim.cites = [hits.index(shown[c - 1]) + 1 for c in claim.cites if 1 <= c <= len(shown)]
+        kept = verify_claims(claims, checker)
+        if not kept:
+            return []
+        if detect_language(" ".join(text for text, _ in kept)) in (lang, "und"):
+            return kept
+        yield "\n"  # wrong language: one retry with a firmer instruction
+    raise BackendError(f"the model did not answer in {LANGUAGE_NAMES[lang]}")

@@ -1,0 +1,70 @@
+"""Token-aware chunking on paragraph/sentence boundaries, with exact char spans."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from .config import ChunkingSettings
+from .documents import split_sections
+from .tokens import get_encoding
+from .types import Chunk, Document
+
+# Coarsest first: paragraphs, lines, sentences, clauses, words.
+_SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+
+
+@lru_cache(maxsize=4)
+def _splitter(encoding: str, chunk_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSplitter:
+    get_encoding(encoding)  # seeds the offline tiktoken cache first
+    return RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+        encoding_name=encoding,
+        chunk_size=chunk_tokens,
+        chunk_overlap=overlap_tokens,
+        separators=_SEPARATORS,
+        keep_separator="end",
+        strip_whitespace=True,
+    )
+
+
+def _make_chunk(doc: Document, number: int, heading: str | None, start: int, end: int) -> Chunk:
+    return Chunk(
+        chunk_id=f"{doc.doc_id}:{number:04d}",
+        doc_id=doc.doc_id,
+        number=number,
+        title=doc.title,
+        date=doc.date,
+        heading=heading,
+        start=start,
+        end=end,
+        text=doc.text[start:end],
+    )
+
+
+def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
+    """Split a document; every chunk's text is ``doc.text[start:end]``.
+
+    The metadata line (date + title), when present, is its own chunk so that
+    questions about the date can be answered and cited.
+    """
+    splitter = _splitter(cfg.encoding, cfg.chunk_tokens, cfg.overlap_tokens)
+    chunks: list[Chunk] = []
+    if doc.body_start > 0:
+        header = doc.text[: doc.body_start]
+        if header.strip():
+            start = len(header) - len(header.lstrip())
+            chunks.append(_make_chunk(doc, 0, None, start, len(header.rstrip())))
+    for section in split_sections(doc):
+        section_text = doc.text[section.start : section.end]
+        # The splitter returns stripped substrings in order; locate each one
+        # ourselves (LangChain's start_index mixes token and char overlap).
+        cursor = 0
+        for piece in splitter.split_text(section_text):
+            at = section_text.find(piece, cursor)
+            if at < 0:  # pragma: no cover - would mean the splitter altered text
+                raise RuntimeError(f"chunk text not found in document {doc.doc_id}")
+            start = section.start + at
+            chunks.append(_make_chunk(doc, len(chunks), section.heading, start, start + len(piece)))
+            cursor = at + 1
+    return chunks

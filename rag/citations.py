@@ -1,0 +1,158 @@
+"""Citations: parse [n] markers, check each sentence against its passage, quote spans.
+
+A cited sentence is kept only if its passage supports it: enough of its
+content words appear in one sentence of the passage, or that sentence is
+semantically close to it (multilingual embeddings, so an English claim can be
+checked against an Italian passage). Unsupported citations are re-pointed to
+the best supporting passage, or the sentence is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .embed import Embedder
+from .lexical import analyze
+from .types import Citation, SearchHit
+
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+# Citations written after the full stop ("… fine. [2]") move before it.
+_MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
+_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"»”’)]*|$)")
+
+# Support thresholds, calibrated on the dev questions (see README "Answer quality").
+MIN_LEXICAL_SUPPORT = 0.5
+MIN_SEMANTIC_SUPPORT = 0.84
+
+
+@dataclass
+class Claim:
+    """One answer sentence and the passage numbers (1-based, as in the prompt) it cites."""
+
+    text: str
+    cites: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Support:
+    """Where a claim is supported: hit index and the supporting sentence's span in the chunk."""
+
+    hit: int
+    start: int
+    end: int
+    score: float
+
+
+def parse_claims(text: str) -> list[Claim]:
+    """Split a draft answer into sentences with their cited numbers."""
+    text = _MARKERS_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text.strip())
+    claims = []
+    for raw in _SENTENCE_BREAK.split(text):
+        cites = [int(n) for group in _MARKER.findall(raw) for n in re.split(r"[,;]", group)]
+        clean = re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", raw)).strip()
+        clean = re.sub(r"\s{2,}", " ", clean)
+        if re.search(r"\w", clean):
+            claims.append(Claim(clean, list(dict.fromkeys(cites))))
+    return claims
+
+
+def passage_sentences(text: str) -> list[tuple[int, int]]:
+    """Char spans of the sentences of a passage (whitespace trimmed)."""
+    spans = []
+    for m in _PASSAGE_SENTENCE.finditer(text):
+        start, end = m.start(), m.end()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans or [(0, len(text))]
+
+
+def lexical_support(claim: str, sentence: str) -> float:
+    """Share of the claim's content stems found in the sentence."""
+    terms = set(analyze(claim))
+    return len(terms & set(analyze(sentence))) / len(terms) if terms else 0.0
+
+
+class SupportChecker:
+    """Scores claims against the sentences of the retrieved passages."""
+
+    def __init__(self, hits: list[SearchHit], embedder: Embedder) -> None:
+        self.hits = hits
+        self.embedder = embedder
+        self.spans = [passage_sentences(h.text) for h in hits]
+        flat = [h.text[s:e] for h, spans in zip(hits, self.spans, strict=True) for s, e in spans]
+        self.sentence_owners = [(i, s, e) for i, spans in enumerate(self.spans) for s, e in spans]
+        self.sentence_vectors = embedder.encode_passages(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+
+    def best(self, claim: str, only: list[int] | None = None) -> Support | None:
+        """Best supporting sentence among hits ``only`` (all when None), if supported."""
+        qvec = self.embedder.encode_passages([claim])[0]
+        sims = self.sentence_vectors @ qvec
+        best: Support | None = None
+        for j, (hit, s, e) in enumerate(self.sentence_owners):
+            if only is not None and hit not in only:
+                continue
+            lex = lexical_support(claim, self.hits[hit].text[s:e])
+            sem = float(sims[j])
+            if lex < MIN_LEXICAL_SUPPORT and sem < MIN_SEMANTIC_SUPPORT:
+                continue
+            score = sem + 0.25 * lex
+            if best is None or score > best.score:
+                best = Support(hit, s, e, score)
+        return best
+
+
+def verify_claims(claims: list[Claim], checker: SupportChecker) -> list[tuple[str, list[Support]]]:
+    """Keep supported claims; each with the passages (hit indices) that support it."""
+    n = len(checker.hits)
+    kept: list[tuple[str, list[Support]]] = []
+    for claim in claims:
+        valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
+        supports = [s for c in valid if (s := checker.best(claim.text, only=[c])) is not None]
+        if not supports:  # re-cite with the best supporting passage, if any
+            alt = checker.best(claim.text)
+            supports = [alt] if alt is not None else []
+        if supports:
+            kept.append((claim.text, supports))
+    return kept
+
+
+def render(kept: list[tuple[str, list[Support]]], hits: list[SearchHit]) -> tuple[str, list[Citation]]:
+    """Final text with citations renumbered 1..m in order of first use."""
+    numbers: dict[int, int] = {}
+    citations: list[Citation] = []
+    sentences = []
+    for text, supports in kept:
+        marks = []
+        for sup in supports:
+            if sup.hit not in numbers:
+                numbers[sup.hit] = len(numbers) + 1
+                chunk = hits[sup.hit].chunk
+                citations.append(
+                    Citation(
+                        number=numbers[sup.hit],
+                        doc_id=chunk.doc_id,
+                        title=chunk.title,
+                        date=chunk.date,
+                        chunk_id=chunk.chunk_id,
+                        quote=chunk.text[sup.start : sup.end],
+                        start=chunk.start + sup.start,
+                        end=chunk.start + sup.end,
+                        chunk_start=chunk.start,
+                        chunk_end=chunk.end,
+                        passage=chunk.text,
+                    )
+                )
+            marks.append(f"[{numbers[sup.hit]}]")
+        body = text.rstrip()
+        end = body[-1] if body[-1] in ".!?" else "."
+        body = body.rstrip(".!?")
+        sentences.append(f"{body} {''.join(dict.fromkeys(marks))}{end}")
+    return " ".join(sentences), citations

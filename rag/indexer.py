@@ -1,0 +1,102 @@
+"""Keeping ``index/`` in step with ``docs_store/``: detect staleness, embed what is new."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import chunk_document
+from .config import Settings
+from .documents import iter_store
+from .embed import Embedder
+from .errors import DocumentError, IndexCorruptError
+from .types import Chunk, Document
+from .vector_store import Manifest, VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    """What an index sync did, for the CLI and UI to show."""
+
+    action: str  # "loaded" | "updated" | "rebuilt"
+    reason: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    embedded_chunks: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def load_documents(settings: Settings) -> tuple[list[Document], list[str]]:
+    """All readable articles of the store, deduplicated by content id."""
+    docs: dict[str, Document] = {}
+    skipped: list[str] = []
+    store = iter_store(settings.docs_dir, settings.max_document_bytes)
+    while True:
+        try:
+            doc = next(store)
+        except StopIteration:
+            break
+        except DocumentError as err:  # a file put there by hand; the rest still works
+            skipped.append(str(err))
+            log.warning("skipping %s", err)
+            continue
+        docs.setdefault(doc.doc_id, doc)
+    return list(docs.values()), skipped
+
+
+def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Document]) -> Manifest:
+    return Manifest(
+        embedding_model=embedder.model_id,
+        dim=embedder.dim,
+        chunking=settings.chunking.model_dump(),
+        documents={d.doc_id: d.source for d in docs},
+    )
+
+
+def _embed_chunks(embedder: Embedder, chunks: list[Chunk], progress: bool) -> np.ndarray:
+    return embedder.encode_passages([c.text for c in chunks], show_progress=progress and len(chunks) > 32)
+
+
+def sync_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> tuple[VectorStore, SyncReport]:
+    """Load the index if current, update it for new/removed documents, or rebuild it."""
+    docs, skipped = load_documents(settings)
+    want = expected_manifest(settings, embedder, docs)
+    folder = settings.index_dir
+    old: VectorStore | None = None
+    reason: str | None = "requested" if rebuild else None
+    if not rebuild:
+        try:
+            have = VectorStore.read_manifest(folder)
+            reason = "no index yet" if have is None else have.stale_reason(want)
+            if reason is None or reason == "documents changed":
+                assert have is not None
+                old = VectorStore.load(folder, have)
+        except IndexCorruptError as err:
+            log.warning("%s; rebuilding", err)
+            reason, old = f"index damaged: {err}", None
+    if reason is None and old is not None:
+        return old, SyncReport("loaded", None, len(docs), len(old), 0, skipped)
+
+    store = VectorStore(embedder.dim)
+    kept_ids: set[str] = set()
+    if old is not None:  # same model and chunking: reuse vectors of unchanged documents
+        keep = [i for i, c in enumerate(old.chunks) if c.doc_id in want.documents]
+        vectors = old.vectors()
+        store.add([old.chunks[i] for i in keep], vectors[keep])
+        kept_ids = {old.chunks[i].doc_id for i in keep}
+    new_chunks = [c for d in docs if d.doc_id not in kept_ids for c in chunk_document(d, settings.chunking)]
+    if new_chunks:
+        store.add(new_chunks, _embed_chunks(embedder, new_chunks, progress))
+    store.save(folder, want)
+    action = "updated" if old is not None else "rebuilt"
+    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped)

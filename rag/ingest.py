@@ -1,0 +1,60 @@
+"""Adding articles to ``docs_store/``: validate, deduplicate by content, copy."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .documents import expand_paths, read_article
+from .errors import DocumentError
+from .types import Document
+
+
+@dataclass
+class IngestReport:
+    added: list[Document] = field(default_factory=list)
+    unchanged: list[Document] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "article"
+
+
+def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
+    """Write the article text into the store atomically; returns its path."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    target = docs_dir / f"{_slug(Path(doc.source).stem)}-{doc.doc_id[:8]}{suffix}"
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(doc.text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_bytes: int) -> IngestReport:
+    """Copy every valid new article into the store; bad files are reported, not fatal."""
+    report = IngestReport()
+    files: list[Path] = []
+    for path in paths:
+        try:
+            files.extend(expand_paths([path]))
+        except DocumentError as err:
+            report.errors.append(str(err))
+    seen = set(known_ids)
+    for path in files:
+        try:
+            doc = read_article(path, max_bytes)
+        except DocumentError as err:
+            report.errors.append(str(err))
+            continue
+        if doc.doc_id in seen:
+            report.unchanged.append(doc)
+            continue
+        stored = store_document(doc, docs_dir, path.suffix.lower())
+        seen.add(doc.doc_id)
+        report.added.append(
+            Document(doc.doc_id, doc.title, doc.date, str(stored), doc.language, doc.text, doc.body_start)
+        )
+    return report

@@ -1,0 +1,66 @@
+"""Shared fixtures. Tests never touch the repo's docs_store/ or index/: each
+gets a private home with a copy of the seed article; models are shared."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from rag import Assistant, Settings  # noqa: E402
+from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SEED = REPO / "docs_store" / "accordo-mutua-difesa.txt"
+DEV_QUESTIONS = SHARED / "bench" / "article_dev.jsonl"
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    """Settings for a private home that reuses the prepared models."""
+    (home / "docs_store").mkdir(parents=True, exist_ok=True)
+    return Settings(
+        home=home,
+        embedding={"model": str(REPO / DEFAULT_E5_DIR)},
+        llm={"model_path": str(REPO / DEFAULT_GGUF), **overrides.pop("llm", {})},  # type: ignore[dict-item]
+        **overrides,
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "docs_store").mkdir()
+    shutil.copy(SEED, tmp_path / "docs_store" / SEED.name)
+    return tmp_path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return make_settings(home)
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    h = tmp_path_factory.mktemp("shared-home")
+    (h / "docs_store").mkdir()
+    shutil.copy(SEED, h / "docs_store" / SEED.name)
+    return h
+
+
+@pytest.fixture(scope="session")
+def assistant(shared_home: Path) -> Assistant:
+    """A real assistant (real e5 model, real FAISS index) over the seed article."""
+    a = Assistant(make_settings(shared_home))
+    a.index(progress=False)
+    return a
+
+
+@pytest.fixture(scope="session")
+def dev_questions() -> list[dict]:
+    return [json.loads(line) for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]

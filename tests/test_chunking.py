@@ -1,0 +1,39 @@
+from rag.chunking import chunk_document
+from rag.config import ChunkingSettings
+from rag.documents import parse_article, read_article
+from rag.tokens import count_tokens
+from tests.conftest import SEED
+
+
+def test_spans_equal_text_and_headings() -> None:
+    doc = read_article(SEED, 10**6)
+    chunks = chunk_document(doc, ChunkingSettings())
+    assert chunks[0].text == "date 2024-06 Un accordo di mutua difesa"
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.doc_id == doc.doc_id and c.chunk_id == f"{doc.doc_id}:{c.number:04d}"
+    assert [c.number for c in chunks] == list(range(len(chunks)))
+    kim = next(c for c in chunks if "accusano" in c.text)
+    assert kim.heading == "Il ruolo degli USA e le parole di Kim"
+    assert chunks[1].heading is None
+
+
+def test_chunks_respect_token_size_and_sentences() -> None:
+    cfg = ChunkingSettings(chunk_tokens=40, overlap_tokens=10)
+    doc = read_article(SEED, 10**6)
+    chunks = chunk_document(doc, cfg)
+    assert len(chunks) > 8
+    for c in chunks:
+        assert count_tokens(c.text) <= cfg.chunk_tokens
+        assert doc.text[c.start : c.end] == c.text
+    # overlap: consecutive chunks of a section share text
+    assert any(b.start < a.end for a, b in zip(chunks[1:], chunks[2:], strict=False))
+
+
+def test_repeated_sentences_get_distinct_spans() -> None:
+    text = "Titolo\n\n" + "La stessa frase si ripete. " * 30
+    doc = parse_article(text, "r.txt", "r")
+    chunks = chunk_document(doc, ChunkingSettings(chunk_tokens=20, overlap_tokens=0))
+    starts = [c.start for c in chunks]
+    assert starts == sorted(set(starts))
+    assert all(doc.text[c.start : c.end] == c.text for c in chunks)

@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+
+from rag.documents import decode_article, document_id, parse_article, read_article, split_sections
+from rag.errors import DocumentError
+from tests.conftest import SEED
+
+
+def test_seed_metadata_and_sections() -> None:
+    doc = read_article(SEED, 10**6)
+    assert doc.title == "Un accordo di mutua difesa"
+    assert doc.date == "2024-06"
+    assert doc.language == "it"
+    assert "date 2024-06" not in doc.text[doc.body_start :]
+    headings = [s.heading for s in split_sections(doc)]
+    assert headings == [None, "Il ruolo degli USA e le parole di Kim"]
+
+
+def test_id_is_a_stable_content_hash() -> None:
+    assert document_id("abc") == document_id("abc") != document_id("abd")
+
+
+def test_markdown_title_and_heading() -> None:
+    text = "# Titolo\n\nPrimo paragrafo. Altro.\n\n## Sezione due\n\nSecondo paragrafo."
+    doc = parse_article(text, "x.md", "x")
+    assert doc.title == "Titolo" and doc.date is None
+    assert [s.heading for s in split_sections(doc)] == [None, "Sezione due"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\x01\x02binary", "binary"),
+        ("caffè".encode("latin-1"), "UTF-8"),
+        (b"   \n\n ", "empty"),
+    ],
+)
+def test_bad_files_are_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    p = tmp_path / "bad.txt"
+    p.write_bytes(content)
+    with pytest.raises(DocumentError, match=message):
+        read_article(p, 10**6)
+
+
+def test_missing_wrong_type_too_big_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(DocumentError, match="no such file"):
+        read_article(tmp_path / "nope.txt", 10**6)
+    pdf = tmp_path / "a.pdf"
+    pdf.write_text("x")
+    with pytest.raises(DocumentError, match="unsupported file type"):
+        read_article(pdf, 10**6)
+    big = tmp_path / "big.txt"
+    big.write_text("parola " * 100)
+    with pytest.raises(DocumentError, match="limit"):
+        read_article(big, 100)
+    locked = tmp_path / "locked.txt"
+    locked.write_text("testo")
+    locked.chmod(0)
+    try:
+        if not __import__("os").access(locked, __import__("os").R_OK):
+            with pytest.raises(DocumentError, match="permission"):
+                read_article(locked, 10**6)
+    finally:
+        locked.chmod(0o644)
+
+
+def test_crlf_and_bom_are_normalised() -> None:
+    assert decode_article("\ufeffa\r\nb".encode(), "x") == "a\nb"

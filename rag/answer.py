@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from .answerability import judge
 from .citations import SupportChecker, parse_claims, render, verify_claims
 from .errors import BackendError, RagError
 from .extractive import extractive_claims
@@ -49,16 +50,16 @@ MAX_SENTENCES = 3
 def citation_grammar(n_passages: int) -> str:
     """GBNF: 1-3 sentences, each ending with citations of existing passage numbers.
 
-    A full stop is only allowed inside a sentence when not followed by a space
-    (numbers, abbreviations), so every sentence must end with " [n].".
+    Inside a sentence, . ! ? may only be followed by a non-space (numbers,
+    abbreviations); after a sentence's final stop the only way on is " [n]".
     """
     nums = " | ".join(f'"{i}"' for i in range(1, n_passages + 1))
     return "\n".join(
         [
             f'root ::= sent (" " sent){{0,{MAX_SENTENCES - 1}}}',
-            'sent ::= first rest " [" num "]" ("[" num "]")? "."',
+            'sent ::= first rest " [" num "]" ("[" num "]")?',
             r"first ::= [^\[\]\n .!?]",
-            r'rest ::= ([^\[\]\n.!?] | "." [^ \n\[\].!?])*',
+            r"rest ::= ([^\[\]\n.!?] | [.!?] [^ \n\[\].!?])* [.!?]?",
             f"num ::= {nums}",
         ]
     )
@@ -107,7 +108,7 @@ class _Generation:
                     raise BackendError(f"the language model took longer than {self.timeout_s:.0f}s")
         except RagError:
             raise
-        except Exception as err:  # noqa: BLE001 - any backend failure (network, server) means fallback
+        except Exception as err:
             raise BackendError(f"{type(err).__name__}: {err}") from err
 
 
@@ -192,14 +193,14 @@ def answer_stream(
         answer.text = EMPTY_STORE[lang]
         yield _finish(answer, t0)
         return
-    best = max(h.dense_score or 0.0 for h in hits)
-    if best < settings.retrieval.min_relevance:
-        # Decided by retrieval, without the LLM: nothing relevant enough was found.
-        answer.text = REFUSAL[lang]
+    checker = SupportChecker(hits, assistant.embedder)
+    answer.relevance = checker.relevance(answer.searched_for)
+    verdict = judge(answer.searched_for, hits, answer.relevance, settings.retrieval.min_relevance)
+    if not verdict.answerable:  # decided by retrieval, without calling the LLM
+        answer.text, answer.refusal_reason = REFUSAL[lang], verdict.reason
         yield _finish(answer, t0)
         return
 
-    checker = SupportChecker(hits, assistant.embedder)
     kept: list[Any] = []
     if chat is not None:
         try:
@@ -220,7 +221,7 @@ def answer_stream(
     answer.text, answer.citations = render(kept, hits)
     answer.answerable = bool(answer.citations)
     if not answer.answerable:
-        answer.text = REFUSAL[lang]
+        answer.text, answer.refusal_reason = REFUSAL[lang], "no sentence could be supported by a passage"
     yield _finish(answer, t0)
 
 

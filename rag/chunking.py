@@ -11,6 +11,10 @@ from .documents import split_sections
 from .tokens import get_encoding
 from .types import Chunk, Document
 
+# Bumped whenever the chunking code changes what it produces; recorded in
+# the index manifest so an index built by older code is rebuilt.
+CHUNKER_VERSION = 2
+
 # Coarsest first: paragraphs, lines, sentences, clauses, words.
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 
@@ -43,18 +47,9 @@ def _make_chunk(doc: Document, number: int, heading: str | None, start: int, end
 
 
 def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
-    """Split a document; every chunk's text is ``doc.text[start:end]``.
-
-    The metadata line (date + title), when present, is its own chunk so that
-    questions about the date can be answered and cited.
-    """
+    """Split a document; every chunk's text is ``doc.text[start:end]``."""
     splitter = _splitter(cfg.encoding, cfg.chunk_tokens, cfg.overlap_tokens)
     chunks: list[Chunk] = []
-    if doc.body_start > 0:
-        header = doc.text[: doc.body_start]
-        if header.strip():
-            start = len(header) - len(header.lstrip())
-            chunks.append(_make_chunk(doc, 0, None, start, len(header.rstrip())))
     for section in split_sections(doc):
         section_text = doc.text[section.start : section.end]
         # The splitter returns stripped substrings in order; locate each one
@@ -67,4 +62,11 @@ def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
             start = section.start + at
             chunks.append(_make_chunk(doc, len(chunks), section.heading, start, start + len(piece)))
             cursor = at + 1
+    header = doc.text[: doc.body_start]
+    if header.strip() and chunks:
+        # The metadata line (date + title) joins the first passage, so questions
+        # about the date find, and can cite, a passage that contains it.
+        first = chunks[0]
+        start = len(header) - len(header.lstrip())
+        chunks[0] = _make_chunk(doc, 0, first.heading, start, first.end)
     return chunks

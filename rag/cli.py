@@ -45,7 +45,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for h in hits:
         where = f"{h.title}" + (f" ({h.date})" if h.date else "")
         heading = f" › {h.chunk.heading}" if h.chunk.heading else ""
-        print(f"[{h.rank}] score {h.score:.4f}  cosine {h.dense_score:.3f}  {where}{heading}  chars {h.span[0]}-{h.span[1]}")
+        cosine = f"{h.dense_score:.3f}" if h.dense_score is not None else "-"
+        print(f"[{h.rank}] score {h.score:.4f}  cosine {cosine}  {where}{heading}  chars {h.span[0]}-{h.span[1]}")
         print(textwrap.indent(textwrap.fill(h.text, 100), "    "))
     return 0
 

@@ -61,9 +61,9 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = Field(1.0, ge=0)
     bm25_weight: float = Field(1.0, ge=0)
     max_query_chars: int = Field(2000, ge=10)
-    # Below this dense cosine for the best passage the question is refused
-    # without calling the LLM (calibrated on the dev questions, see README).
-    min_relevance: float = 0.80
+    # Below this cosine between the question and the best retrieved sentence,
+    # the question is refused without calling the LLM (see rag/answerability.py).
+    min_relevance: float = 0.765
 
 
 class LLMSettings(BaseModel):

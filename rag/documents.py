@@ -136,7 +136,7 @@ def split_sections(doc: Document) -> list[Section]:
         prev_blank = i == 0 or not lines[i - 1].strip()
         next_blank = i + 1 >= len(lines) or not lines[i + 1].strip()
         md = _MD_HEADING.match(line)
-        if md or _is_plain_heading(line, prev_blank, next_blank) and i + 1 < len(lines):
+        if md or (_is_plain_heading(line, prev_blank, next_blank) and i + 1 < len(lines)):
             if doc.text[section_start:pos].strip():
                 sections.append(Section(heading, section_start, pos))
             heading = md.group(2) if md else line.strip()

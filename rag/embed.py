@@ -42,16 +42,20 @@ class Embedder(Embeddings):
 
     def __init__(self, cfg: EmbeddingSettings, location: str) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise for users
+        hf_logging.set_verbosity_error()
 
         self.cfg = cfg
         try:
             self.model = SentenceTransformer(location, device=cfg.device)
-        except Exception as err:  # noqa: BLE001 - any load failure is a missing model to users
+        except Exception as err:
             raise ModelNotFoundError(
                 f"Cannot load the embedding model {location!r}: {err}. Set embedding.model to a "
                 "local sentence-transformers folder, or run the README set-up command."
             ) from err
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.dim = int(self.model.get_embedding_dimension() or 0)
         folder = Path(location)
         suffix = f"@{_fingerprint(folder)}" if folder.is_dir() else ""
         self.model_id = f"{cfg.model}{suffix}"

@@ -6,24 +6,28 @@ ranked by embedding similarity to the question plus keyword overlap.
 
 from __future__ import annotations
 
-from .citations import SupportChecker, Support, lexical_support
+from .citations import Support, SupportChecker, lexical_support
 from .prompts import EXTRACTIVE_INTRO
 
 MAX_SENTENCES = 2
 # A second sentence is added only when nearly as good as the first.
 SECOND_SENTENCE_MARGIN = 0.015
+# Titles and headings match questions on surface words; prefer real sentences.
+SHORT_SENTENCE_WORDS = 8
+SHORT_SENTENCE_PENALTY = 0.04
 
 
 def pick_sentences(question: str, checker: SupportChecker) -> list[Support]:
     """The best one or two sentences of the passages, in passage order."""
     if not checker.hits:
         return []
-    qvec = checker.embedder.encode_queries([question])[0]
-    sims = checker.sentence_vectors @ qvec
+    sims = checker.question_scores(question)
     scored = []
     for j, (hit, s, e) in enumerate(checker.sentence_owners):
-        lex = lexical_support(question, checker.hits[hit].text[s:e])
-        scored.append(Support(hit, s, e, float(sims[j]) + 0.1 * lex - 0.005 * hit))
+        sentence = checker.hits[hit].text[s:e]
+        lex = lexical_support(question, sentence)
+        short = SHORT_SENTENCE_PENALTY if len(sentence.split()) <= SHORT_SENTENCE_WORDS else 0.0
+        scored.append(Support(hit, s, e, float(sims[j]) + 0.1 * lex - 0.005 * hit - short))
     scored.sort(key=lambda sup: -sup.score)
     chosen = [scored[0]]
     for sup in scored[1:MAX_SENTENCES + 2]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import chunk_document
+from .chunking import CHUNKER_VERSION, chunk_document
 from .config import Settings
 from .documents import iter_store
 from .embed import Embedder
@@ -52,7 +52,7 @@ def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Documen
     return Manifest(
         embedding_model=embedder.model_id,
         dim=embedder.dim,
-        chunking=settings.chunking.model_dump(),
+        chunking={**settings.chunking.model_dump(), "chunker_version": CHUNKER_VERSION},
         documents={d.doc_id: d.source for d in docs},
     )
 

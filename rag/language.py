@@ -63,9 +63,9 @@ def _function_word_vote(text: str) -> str | None:
     words = [w.lower().split("'")[0] for w in _WORD.findall(text)]
     it = sum(1 for w in words if w in _IT_WORDS and w not in _SHARED)
     en = sum(1 for w in words if w in _EN_WORDS and w not in _SHARED)
-    if it >= 1 and it >= 2 * en + 1 or it >= 2 and en == 0:
+    if (it >= 1 and it >= 2 * en + 1) or (it >= 2 and en == 0):
         return "it"
-    if en >= 1 and en >= 2 * it + 1 or en >= 2 and it == 0:
+    if (en >= 1 and en >= 2 * it + 1) or (en >= 2 and it == 0):
         return "en"
     return None
 

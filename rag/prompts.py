@@ -75,7 +75,10 @@ EXTRACTIVE_INTRO = {
 }
 
 FALLBACK_NOTE = {
-    "it": "Risposta estrattiva: il modello linguistico non era disponibile o la sua risposta non era valida ({reason}).",
+    "it": (
+        "Risposta estrattiva: il modello linguistico non era disponibile "
+        "o la sua risposta non era valida ({reason})."
+    ),
     "en": "Extractive answer: the language model was unavailable or its answer failed validation ({reason}).",
 }
 

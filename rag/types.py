@@ -115,6 +115,9 @@ class Answer:
     backend: str = ""
     fell_back: bool = False
     fallback_reason: str | None = None
+    refusal_reason: str | None = None
+    # Best question/sentence cosine among the passages (the refusal signal).
+    relevance: float | None = None
     searched_for: str = ""
     note: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -131,6 +134,8 @@ class Answer:
             "backend": self.backend,
             "fell_back": self.fell_back,
             "fallback_reason": self.fallback_reason,
+            "refusal_reason": self.refusal_reason,
+            "relevance": None if self.relevance is None else round(self.relevance, 4),
             "note": self.note,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

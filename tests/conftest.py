@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from rag import Assistant, Settings  # noqa: E402
-from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF  # noqa: E402
+from rag import Assistant, Settings
+from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

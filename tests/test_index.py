@@ -1,0 +1,103 @@
+"""Index persistence and staleness, with a deterministic fake embedder (fast)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.errors import IndexCorruptError
+from rag.indexer import sync_index
+from rag.vector_store import CHUNKS, MANIFEST, VECTORS, VectorStore
+from tests.conftest import SEED, make_settings
+
+
+class FakeEmbedder:
+    def __init__(self, model_id: str = "fake-model", dim: int = 16) -> None:
+        self.model_id, self.dim, self.calls = model_id, dim, 0
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        self.calls += len(texts)
+        rows = [np.frombuffer(hashlib.sha512(t.encode()).digest()[: self.dim * 4], dtype=np.uint32) for t in texts]
+        v = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    encode_queries = encode_passages
+
+
+def test_build_load_and_no_pickle(settings: Settings) -> None:
+    emb = FakeEmbedder()
+    store, report = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert report.action == "rebuilt" and report.chunks == len(store) > 3
+    files = sorted(p.name for p in settings.index_dir.iterdir())
+    assert files == sorted([CHUNKS, MANIFEST, VECTORS])
+    assert not list(settings.index_dir.glob("*.pkl"))
+    manifest = json.loads((settings.index_dir / MANIFEST).read_text())
+    assert manifest["embedding_model"] == "fake-model" and manifest["dim"] == 16
+    assert manifest["chunking"]["chunk_tokens"] == settings.chunking.chunk_tokens
+    assert manifest["chunking"]["chunker_version"] >= 1
+    _, again = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert again.action == "loaded" and again.embedded_chunks == 0
+
+
+def test_model_and_chunking_changes_rebuild(settings: Settings, home: Path) -> None:
+    sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    _, r = sync_index(settings, FakeEmbedder("other-model"), progress=False)  # type: ignore[arg-type]
+    assert r.action == "rebuilt" and "embedding model changed" in (r.reason or "")
+    s2 = make_settings(home, chunking={"chunk_tokens": 60, "overlap_tokens": 10})
+    _, r = sync_index(s2, FakeEmbedder("other-model"), progress=False)  # type: ignore[arg-type]
+    assert r.action == "rebuilt" and r.reason == "chunking settings changed"
+
+
+def test_new_document_is_embedded_incrementally(settings: Settings, home: Path) -> None:
+    emb = FakeEmbedder()
+    store, _ = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    before = emb.calls
+    (home / "docs_store" / "nuovo.txt").write_text("Nuovo articolo\n\nUn testo breve su un altro tema.")
+    store2, r = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert r.action == "updated" and r.embedded_chunks == emb.calls - before <= 2
+    assert len(store2) == len(store) + r.embedded_chunks
+    # vectors of old chunks are kept exactly
+    np.testing.assert_array_equal(store2.vectors()[: len(store)], store.vectors())
+
+
+def test_removed_document_is_dropped(settings: Settings, home: Path) -> None:
+    (home / "docs_store" / "nuovo.txt").write_text("Nuovo articolo\n\nUn testo breve su un altro tema.")
+    sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    (home / "docs_store" / "nuovo.txt").unlink()
+    store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert r.reason == "documents changed"
+    assert {c.doc_id for c in store.chunks} == {store.chunks[0].doc_id}
+
+
+@pytest.mark.parametrize("victim", [CHUNKS, VECTORS, MANIFEST])
+def test_corrupt_index_is_detected_and_rebuilt(settings: Settings, victim: str) -> None:
+    sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    path = settings.index_dir / victim
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    if victim != MANIFEST:
+        manifest = VectorStore.read_manifest(settings.index_dir)
+        assert manifest is not None
+        with pytest.raises(IndexCorruptError):
+            VectorStore.load(settings.index_dir, manifest)
+    store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert r.action == "rebuilt" and len(store) > 3
+    assert (settings.docs_dir / SEED.name).read_bytes() == SEED.read_bytes()
+
+
+def test_bad_file_in_store_is_skipped_not_fatal(settings: Settings, home: Path) -> None:
+    (home / "docs_store" / "rotto.txt").write_bytes(b"\xff\xfe\x00\x00binary")
+    store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert len(r.skipped) == 1 and "binary" in r.skipped[0] and len(store) > 3
+
+
+def test_empty_store(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    shutil.rmtree(s.docs_dir)
+    store, r = sync_index(s, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert len(store) == 0 and r.documents == 0

@@ -78,7 +78,7 @@ class Assistant:
             report = ingest_paths(
                 [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes
             )
-            if report.added or self._retriever is None:
+            if report.added:
                 self.index()
             return report
 

@@ -29,6 +29,8 @@ _PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"»”’)]*|$)")
 # reversed/partly-true claims up to 0.85, which no bi-encoder separates).
 MIN_LEXICAL_SUPPORT = 0.5
 MIN_SEMANTIC_SUPPORT = 0.80
+# A passage the model did not cite is added when it supports the claim this much better.
+BETTER_SOURCE_MARGIN = 0.05
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -140,9 +142,11 @@ def verify_claims(claims: list[Claim], checker: SupportChecker) -> list[tuple[st
     for claim in claims:
         valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
         supports = [s for c in valid if (s := checker.best(claim.text, only=[c])) is not None]
-        if not supports:  # re-cite with the best supporting passage, if any
-            alt = checker.best(claim.text)
-            supports = [alt] if alt is not None else []
+        best = checker.best(claim.text)
+        if best is not None and best.hit not in {s.hit for s in supports}:
+            # No valid citation: re-cite. A clearly better source: cite it first.
+            if not supports or best.score > max(s.score for s in supports) + BETTER_SOURCE_MARGIN:
+                supports = [best, *supports]
         if supports:
             kept.append((claim.text, supports))
     return kept

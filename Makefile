@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 # torch comes from the CPU wheel on disk; without it a multi-GB CUDA build is pulled.
 FIND_LINKS := --find-links /opt/wheels
-# Portable x86-64 build of llama.cpp: -march=native would enable AMX tiles, which
-# this kind of VM reports but does not allow (SIGILL at the first matmul).
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# llama.cpp is built for this CPU (-march=native) minus AMX: these VMs report
+# AMX tiles but do not enable them, and ggml's AMX kernels die with SIGILL.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 LLAMA := llama-cpp-python[server]==0.3.36
 
 .PHONY: run test install install-test models lint bench eval clean-index
@@ -26,7 +26,7 @@ $(VENV)/bin/python:
 
 $(VENV)/.llama: | $(VENV)/bin/python
 	@echo ">> Building llama-cpp-python from source (first run only, ~5-7 min on 2 cores); cmake progress follows."
-	set -o pipefail; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -v --no-cache-dir "$(LLAMA)" 2>&1 \
+	set -o pipefail; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -v "$(LLAMA)" 2>&1 \
 		| grep --line-buffered -E '^\s*\[ *[0-9]+%\]|Successfully|ERROR|error:' 
 	touch $@
 

@@ -1,0 +1,71 @@
+"""Python API with the real embedding model and FAISS index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag import Assistant, InvalidQuestionError, SearchHit
+from rag.retrieve import LangChainRetriever
+from tests.conftest import make_settings
+
+
+def test_search_returns_typed_hits_with_spans(assistant: Assistant) -> None:
+    hits = assistant.search("Chi ha firmato l'accordo?", k=4)
+    assert len(hits) == 4 and all(isinstance(h, SearchHit) for h in hits)
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
+    assert hits[0].score >= hits[-1].score
+    doc = assistant.document_text(hits[0].doc_id)
+    for h in hits:
+        assert doc[h.span[0] : h.span[1]] == h.text
+        assert h.title == "Un accordo di mutua difesa" and h.date == "2024-06"
+        assert h.chunk_id.startswith(h.doc_id)
+
+
+def test_english_question_finds_italian_passage(assistant: Assistant) -> None:
+    hits = assistant.search("Which country do the United States accuse of sending missiles to Russia?", k=3)
+    assert any("Gli Stati Uniti accusano la Corea del Nord" in h.text for h in hits)
+
+
+@pytest.mark.parametrize("query", ["", "  ", "a" * 5000])
+def test_bad_queries(assistant: Assistant, query: str) -> None:
+    with pytest.raises(InvalidQuestionError):
+        assistant.search(query)
+
+
+def test_langchain_retriever_adapter(assistant: Assistant) -> None:
+    docs = LangChainRetriever(retriever=assistant.retriever, k=2).invoke("Kim Jong-un")
+    assert len(docs) == 2 and "Kim" in " ".join(d.page_content for d in docs)
+    assert {"doc_id", "chunk_id", "start", "end", "score"} <= set(docs[0].metadata)
+
+
+def test_ingest_is_searchable_and_idempotent(home: Path, tmp_path: Path) -> None:
+    a = Assistant(make_settings(home))
+    a.index(progress=False)
+    folder = tmp_path / "new"
+    folder.mkdir()
+    (folder / "a.txt").write_text("date 2025-01 Neve a Torino\n\nUna forte nevicata ha bloccato il traffico a Torino.\n")
+    (folder / "b.md").write_text("# Elezioni in Sardegna\n\nLa candidata Rossi ha vinto le elezioni regionali.\n")
+    (folder / "skip.pdf").write_text("ignored: not an article type")
+    report = a.ingest([folder])
+    assert sorted(d.title for d in report.added) == ["Elezioni in Sardegna", "Neve a Torino"]
+    assert not report.errors
+    assert "nevicata" in a.search("Where did the snow block traffic?", k=1)[0].text
+    again = a.ingest([folder / "a.txt"])
+    assert not again.added and len(again.unchanged) == 1
+    titles = {d["title"]: d for d in a.documents()}
+    assert titles["Neve a Torino"]["date"] == "2025-01" and titles["Neve a Torino"]["passages"] == 1
+    assert len(list((home / "docs_store").iterdir())) == 3
+
+
+def test_ingest_reports_bad_files_and_keeps_good_ones(home: Path, tmp_path: Path) -> None:
+    a = Assistant(make_settings(home))
+    good = tmp_path / "ok.txt"
+    good.write_text("Titolo valido\n\nUn articolo valido sul porto di Genova.\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfa not utf8")
+    report = a.ingest([good, bad, tmp_path / "missing.md"])
+    assert [d.title for d in report.added] == ["Titolo valido"]
+    assert len(report.errors) == 2 and any("UTF-8" in e for e in report.errors)
+    assert any("no such file" in e for e in report.errors)

@@ -1,0 +1,239 @@
+"""Chat page benchmark: start-up time, time to the first streamed token and to the
+complete answer with the embedded model, and a screenshot of the page.
+
+    .venv/bin/python benchmarks/ui_bench.py [--startup-runs 3] [--port 7899]
+
+`rag ui` runs as users start it (a separate process) over a temporary copy of
+the repo's articles and index, so the repo's own docs_store/ and index/ are
+never written. Each dev question is asked in a fresh session through the
+page's streaming API (gradio_client ``submit``), as a browser would; the first
+token is the first streamed draft reaching the client (or the final answer when
+nothing is generated, e.g. a refusal decided by retrieval). Prints a table,
+writes results/ui_bench.json and docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gradio_client import Client
+
+REPO = Path(__file__).resolve().parent.parent
+DEV_QUESTIONS = REPO.parent / "shared" / "bench" / "article_dev.jsonl"
+E5 = REPO / "models" / "multilingual-e5-small"
+GGUF = REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def copy_home(root: Path) -> Path:
+    """A home with the repo's articles and index (an out-of-date index is rebuilt there, not here)."""
+    shutil.copytree(REPO / "docs_store", root / "docs_store")
+    if (REPO / "index").is_dir():
+        shutil.copytree(REPO / "index", root / "index")
+    return root
+
+
+def start_server(home: Path, port: int, timeout_s: float = 300) -> tuple[subprocess.Popen[bytes], float]:
+    """`rag ui` in its own process; returns it and the seconds from spawn to the page's HTTP 200."""
+    env = {
+        **os.environ,
+        "RAG_HOME": str(home),
+        "RAG_EMBEDDING__MODEL": str(E5),
+        "RAG_LLM__MODEL_PATH": str(GGUF),
+        "RAG_LLM__BACKEND": "llamacpp",
+    }
+    rag = Path(sys.executable).with_name("rag")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(rag), "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    while time.perf_counter() - t0 < timeout_s:
+        if proc.poll() is not None:
+            raise SystemExit(f"rag ui exited with status {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc, time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.terminate()
+    raise SystemExit("rag ui did not answer within the time limit")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _reply(output: Any) -> str:
+    """The last chat message's text in one streamed output of /chat."""
+    try:
+        content = output[1][-1]["content"]
+    except (TypeError, IndexError, KeyError):
+        return ""
+    return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+
+def time_answer(url: str, question: str, lang: str, k: int = 4) -> dict[str, Any]:
+    """Seconds to the first streamed draft and to the final answer, seen by a client."""
+    client = Client(url, verbose=False)
+    t0 = time.perf_counter()
+    job = client.submit(question, "llamacpp", k, lang, api_name="/chat")
+    first: float | None = None
+    seen = 0
+    while not job.done():
+        outputs = job.outputs()
+        for out in outputs[seen:]:
+            if first is None and 'class="draft"' in _reply(out):
+                first = time.perf_counter() - t0
+        seen = len(outputs)
+        time.sleep(0.02)  # polling, not spinning: the model needs the CPU
+    final = job.result()
+    total = time.perf_counter() - t0
+    text = _reply(final)
+    return {
+        "first_token_s": first if first is not None else total,
+        "streamed": first is not None,
+        "total_s": total,
+        "fell_back": "Extractive answer" in text or "Risposta estrattiva" in text,
+        "answer": text,
+    }
+
+
+def screenshot(url: str, path: Path) -> None:
+    """The page after one answered question, with its source shown in the article."""
+    from playwright.sync_api import sync_playwright
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="load")
+            box = page.locator("#question textarea")
+            box.fill("Chi ha firmato l'accordo di mutua difesa?")
+            box.press("Enter")
+            page.locator("#sources #source-1").wait_for(timeout=300_000)
+            page.locator("#source-1 details.in-article summary").click()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(path), full_page=True)
+        finally:
+            browser.close()
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--startup-runs", type=int, default=3)
+    ap.add_argument("--questions", type=Path, default=DEV_QUESTIONS)
+    ap.add_argument("--screenshot", type=Path, default=REPO / "docs" / "screenshot.png")
+    ap.add_argument("--json", type=Path, default=REPO / "results" / "ui_bench.json")
+    args = ap.parse_args(argv)
+    questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="ui-bench-") as tmp:
+        home = copy_home(Path(tmp))
+        startups: list[float] = []
+        proc = None
+        for run in range(args.startup_runs):
+            port = free_port()
+            proc, seconds = start_server(home, port)
+            startups.append(seconds)
+            print(f"start-up {run + 1}: {seconds:.1f}s", flush=True)
+            if run < args.startup_runs - 1:
+                stop(proc)
+        assert proc is not None
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            # The first question after start-up warms caches: reported, not in the p50.
+            warm = time_answer(url, "Chi è Kim Jong-un?", "it")
+            print(f"first question after start-up: {warm['total_s']:.1f}s", flush=True)
+            rows = []
+            for q in questions:
+                r = time_answer(url, q["q"], q["lang"])
+                rows.append({"id": q["id"], "lang": q["lang"], "question": q["q"], **r})
+                print(f"{q['id']}: first token {r['first_token_s']:.1f}s, total {r['total_s']:.1f}s", flush=True)
+            screenshot(url, args.screenshot)
+        finally:
+            stop(proc)
+
+    streamed = [r for r in rows if r["streamed"]]
+    summary = {
+        "startup_s_p50": p50(startups),
+        "startup_s": startups,
+        "first_question_s": warm["total_s"],
+        "first_token_s_p50": p50([r["first_token_s"] for r in rows]),
+        "first_token_s_p50_generated": p50([r["first_token_s"] for r in streamed]),
+        "total_s_p50": p50([r["total_s"] for r in rows]),
+        "total_s_p50_generated": p50([r["total_s"] for r in streamed]),
+        "questions": len(rows),
+        "generated": len(streamed),
+        "fell_back": sum(r["fell_back"] for r in rows),
+        "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+    }
+    print()
+    print("| id | lang | first token (s) | complete (s) | answer |")
+    print("|---|---|---:|---:|---|")
+    for r in rows:
+        answer = html.unescape(re.sub(r"<[^>]+>", "", r["answer"]))  # the chat message, as plain text
+        answer = " ".join(answer.split())[:70].replace("|", "/")
+        print(f"| {r['id']} | {r['lang']} | {r['first_token_s']:.1f} | {r['total_s']:.1f} | {answer} |")
+    print()
+    measures = [
+        (f"page start-up, process start → HTTP 200 ({len(startups)} runs)", summary["startup_s_p50"]),
+        (f"question → first streamed token ({len(rows)} dev questions)", summary["first_token_s_p50"]),
+        (f"question → complete answer ({len(rows)} dev questions)", summary["total_s_p50"]),
+        (f"first token, questions the model answered ({len(streamed)})", summary["first_token_s_p50_generated"]),
+        (f"complete answer, questions the model answered ({len(streamed)})", summary["total_s_p50_generated"]),
+    ]
+    print("| measure | p50 |")
+    print("|---|---:|")
+    for name, value in measures:
+        print(f"| {name} | {value:.1f} s |")
+    print(
+        f"\nfirst question after start-up (not in the p50): {warm['total_s']:.1f} s; "
+        f"extractive fallbacks: {summary['fell_back']}; {summary['cpus']} CPUs, "
+        f"load average {summary['load_average_1m']:.1f}; screenshot: {args.screenshot}"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The running chat page through its API (gradio_client): answers, follow-ups, uploads,
+concurrent chats, and the ``rag ui`` command with a password.
+
+The app runs in this process on a free port, over a private home holding a
+copy of the seed article (the repo's docs_store/ and index/ are never touched).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+
+from rag import Assistant
+from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
+from tests.conftest import REPO, SEED, make_settings
+from ui.app import launch
+
+pytestmark = [
+    pytest.mark.slow,
+    # Gradio's queue statistics use pandas options that pandas 3 deprecates; not ours to fix.
+    pytest.mark.filterwarnings("ignore:.*no_silent_downcasting:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated:DeprecationWarning"),
+]
+
+NEW_ARTICLE = (
+    "date 2024-10 La sagra della castagna di Borgo Alto\n\n"
+    "La sagra della castagna di Borgo Alto si è svolta il primo weekend di ottobre in piazza Garibaldi. "
+    "Il premio per la migliore torta di castagne è stato vinto da Giulia Ferrari, pasticcera di Trento. "
+    "Gli organizzatori hanno contato oltre tremila visitatori.\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def private_home(root: Path) -> Path:
+    (root / "docs_store").mkdir(parents=True, exist_ok=True)
+    shutil.copy(SEED, root / "docs_store" / SEED.name)
+    return root
+
+
+@contextmanager
+def running_app(home: Path, **overrides: Any) -> Iterator[str]:
+    """The page served in a background thread; yields its URL."""
+    port = free_port()
+    assistant = Assistant(make_settings(home, **overrides))
+    demo = launch(assistant, host="127.0.0.1", port=port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A chat message's text, whatever shape the client returns it in."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def last_reply(result: tuple[Any, ...]) -> str:
+    return message_text(result[1][-1])
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # The "openai" backend points at a port nobody listens on: a backend that is down.
+    down = {"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 20}
+    with running_app(private_home(tmp_path_factory.mktemp("ui-api-home")), llm=down) as url:
+        yield url
+
+
+def ask(client: Client, question: str, backend: str = "extractive", lang: str = "it") -> tuple[Any, ...]:
+    return client.predict(question, backend, 4, lang, api_name="/chat")
+
+
+def test_chat_endpoint_answers_with_citation_and_highlighted_source(app_url: str) -> None:
+    client = Client(app_url, verbose=False)
+    result = ask(client, "Chi ha firmato l'accordo di mutua difesa?")
+    reply, sources = last_reply(result), result[2]
+    assert "Putin" in reply and 'class="cite-badge"' in reply and "[1]</span>" in reply
+    assert "<mark>" in sources and "Un accordo di mutua difesa" in sources and "2024-06" in sources
+    assert "Fonti per: «Chi ha firmato" in sources
+
+    # Follow-up in the same session: the conversation is used and what was searched is shown.
+    follow = ask(client, "E cosa ha detto Kim di lui?")
+    assert len(follow[1]) == 4
+    assert "Cercato: «" in last_reply(follow)
+
+    # Empty message: a friendly error in the chat, and the page keeps answering.
+    empty = ask(client, "   ")
+    assert "Errore" in last_reply(empty) and "empty" in last_reply(empty)
+    assert "Putin" in last_reply(ask(client, "Who signed the mutual defence pact?", lang="en"))
+
+    # The OpenAI-compatible server is down: still a cited answer, with a note saying why.
+    down = last_reply(ask(client, "Chi ha firmato l'accordo di mutua difesa?", backend="openai"))
+    assert 'class="answer-note"' in down and "cite-badge" in down and "Traceback" not in down
+
+    cleared = client.predict("it", api_name="/new_conversation")
+    assert cleared[1] == []
+
+
+def test_uploaded_article_is_searchable_without_restart(app_url: str, tmp_path: Path) -> None:
+    client = Client(app_url, verbose=False)
+    article = tmp_path / "sagra-castagna.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    _, articles, chat = client.predict([handle_file(str(article))], "en", api_name="/upload")
+    assert "La sagra della castagna di Borgo Alto" in articles and "2024-10" in articles
+    assert "Article added" in message_text(chat[-1])
+
+    reply = last_reply(ask(client, "Chi ha vinto il premio per la migliore torta di castagne?"))
+    assert "Giulia Ferrari" in reply
+
+    bad = tmp_path / "rotto.txt"
+    bad.write_bytes(b"caf\xe9 \xff\xfe non utf-8")
+    _, _, chat = client.predict([handle_file(str(bad))], "en", api_name="/upload")
+    notice = message_text(chat[-1])
+    assert "Could not add the file: rotto.txt" in notice and "UTF-8" in notice
+    assert "/tmp" not in notice
+
+
+def _concurrently(app_url: str, jobs: list[tuple[str, str, str]]) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """Each (question, backend, lang) from its own client (own session), all started together."""
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def run(i: int, question: str, backend: str, lang: str) -> None:
+        try:
+            client = Client(app_url, verbose=False)
+            barrier.wait(timeout=60)
+            job = client.submit(question, backend, 4, lang, api_name="/chat")
+            results[i] = (job.result(timeout=600), job.outputs())
+        except BaseException as err:  # reported in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(i, *job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=700)
+    assert not errors, errors
+    return results
+
+
+def test_concurrent_chats_get_their_own_answers(app_url: str) -> None:
+    jobs = [
+        ("Di quali colori era decorata la piazza?", "extractive", "it"),
+        ("Chi ha firmato l'accordo di mutua difesa?", "extractive", "it"),
+        ("Che cosa ha offerto Kim all'intervento russo in Ucraina?", "extractive", "it"),
+    ]
+    expected = ["bandiere", "firmato un accordo", "sostegno"]
+    for (question, _, _), want, (final, _) in zip(jobs, expected, _concurrently(app_url, jobs), strict=True):
+        assert want in last_reply(final), (question, last_reply(final))
+        # Its own question in its own chat and sources panel, nobody else's.
+        assert [message_text(m) for m in final[1] if m["role"] == "user"] == [question]
+        assert html.escape(f"«{question}»") in final[2]
+
+
+def test_concurrent_chats_with_the_embedded_model(app_url: str) -> None:
+    """The shared llama.cpp model serves two chats at once: no crash, no mixed-up answers,
+    and the answers stream (drafts before the final text)."""
+    jobs = [
+        ("Who signed the mutual defence pact?", "llamacpp", "en"),
+        ("Che cosa ha offerto Kim all'intervento russo in Ucraina?", "llamacpp", "it"),
+    ]
+    (en, en_steps), (it, it_steps) = _concurrently(app_url, jobs)
+    assert "Putin" in last_reply(en) and "sostegno" not in last_reply(en)
+    assert "sostegno" in last_reply(it) and "Putin signed" not in last_reply(it)
+    for final, steps in ((en, en_steps), (it, it_steps)):
+        assert "cite-badge" in last_reply(final) and "<mark>" in final[2]
+        drafts = [s for s in steps if s and isinstance(s[1], list) and 'class="draft"' in last_reply(s)]
+        assert drafts or "extractive" in last_reply(final).lower(), "no streamed draft"
+
+
+def test_rag_ui_command_serves_the_page_with_a_password(tmp_path: Path) -> None:
+    """`rag ui` as users start it: settings from the environment, login required."""
+    home = private_home(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "RAG_HOME": str(home),
+        "RAG_EMBEDDING__MODEL": str(REPO / DEFAULT_E5_DIR),
+        "RAG_LLM__MODEL_PATH": str(REPO / DEFAULT_GGUF),
+        "RAG_LLM__BACKEND": "extractive",
+        "RAG_UI__USERNAME": "reader",
+        "RAG_UI__PASSWORD": "s3cret",
+    }
+    rag = Path(sys.executable).with_name("rag")
+    proc = subprocess.Popen(
+        [str(rag), "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "rag ui exited"
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "rag ui did not start"
+            time.sleep(0.5)
+        assert httpx.get(url + "config", timeout=10).status_code == 401
+        with pytest.raises(Exception):  # noqa: B017 - any refusal will do
+            Client(url, verbose=False)
+        client = Client(url, auth=("reader", "s3cret"), verbose=False)
+        assert "Putin" in last_reply(ask(client, "Chi ha firmato l'accordo di mutua difesa?"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,247 @@
+"""The chat page: layout, event wiring and launch. Logic lives in ``chat`` and ``render``."""
+
+from __future__ import annotations
+
+import os
+
+# Before Gradio is imported: no telemetry, no model hub.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from rag import Assistant, RagError
+
+from .chat import BACKENDS, ChatHandlers
+from .labels import EXAMPLES, LANGUAGES, label
+from .render import model_markdown, sources_html
+
+log = logging.getLogger(__name__)
+
+# System font stacks only: the page must not fetch fonts (or anything) from the internet.
+SANS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "DejaVu Sans", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "DejaVu Sans Mono", "monospace"]
+CSS = """
+#header h1 { margin-bottom: 0; }
+.cite-badge { display: inline-block; padding: 0 .35em; margin: 0 .1em; border-radius: .6em; font-size: .8em;
+  font-weight: 600; line-height: 1.5; background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;
+  vertical-align: baseline; white-space: nowrap; }
+.answer-meta { margin-top: .5em; font-size: .85em; opacity: .8; }
+.thinking { font-style: italic; opacity: .7; }
+.draft { opacity: .75; }
+.chat-error { color: #b91c1c; }
+.chat-notice { color: #166534; }
+.sources-question { font-size: .9em; opacity: .8; margin-bottom: .5em; }
+.sources-empty { font-size: .9em; opacity: .7; }
+.source-card { border: 1px solid #cbd5e1; border-radius: 8px; padding: .6em .8em; margin: .5em 0; }
+.source-head { margin-bottom: .35em; }
+.src-title { font-weight: 600; }
+.src-date, .score { font-size: .85em; opacity: .7; }
+.passage, .article-text { white-space: pre-wrap; font-size: .92em; line-height: 1.45; }
+.passage mark, .article-text mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.article-text { position: relative; max-height: 22em; overflow-y: auto; border-top: 1px dashed #cbd5e1;
+  margin-top: .4em; padding-top: .4em; }
+.article-text .context { background: #eff6ff; }
+details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
+.other-passages { margin-top: .8em; opacity: .75; }
+.source-card.secondary { border-style: dashed; font-size: .92em; }
+.articles ul { margin: 0; padding-left: 1.1em; }
+"""
+
+
+# Both languages at once: a label that changes under the pointer confuses, and
+# re-rendering the radio during its own change event drops its selection mark.
+PAGE_LANGUAGE = "Lingua / Language"
+# "Show in the article" opens scrolled to the highlighted span.
+SCROLL_TO_MARK = """
+element.addEventListener('toggle', (event) => {
+  const box = event.target.querySelector && event.target.querySelector('.article-text');
+  const mark = box && box.querySelector('mark');
+  if (event.target.open && mark) box.scrollTop = Math.max(0, mark.offsetTop - 48);
+}, true);
+"""
+
+
+def _theme() -> gr.themes.Base:
+    return gr.themes.Default(font=SANS, font_mono=MONO)
+
+
+def build_app(assistant: Assistant) -> gr.Blocks:
+    """The chat page over ``assistant`` (call ``launch`` to serve it with the right options)."""
+    settings = assistant.settings
+    handlers = ChatHandlers(assistant)
+    lang0 = settings.ui.language
+
+    with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False) as demo:
+        turns = gr.State([])
+        last_answer = gr.State(None)
+        with gr.Row(elem_id="header", equal_height=True):
+            header = gr.Markdown(_header(lang0), scale=4)
+            language = gr.Radio(
+                [(name, code) for code, name in LANGUAGES.items()],
+                value=lang0,
+                label=PAGE_LANGUAGE,
+                scale=1,
+                elem_id="page-language",
+            )
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    label=label(lang0, "chat"),
+                    height=520,
+                    elem_id="chat",
+                    latex_delimiters=[],
+                    feedback_options=None,
+                    buttons=["copy"],
+                    group_consecutive_messages=False,  # an error and a notice stay separate bubbles
+                )
+                with gr.Row(equal_height=True):
+                    textbox = gr.Textbox(
+                        placeholder=label(lang0, "placeholder"),
+                        label=label(lang0, "question"),
+                        show_label=False,
+                        scale=5,
+                        max_lines=4,
+                        elem_id="question",
+                        autofocus=True,
+                    )
+                    send = gr.Button(label(lang0, "send"), variant="primary", scale=1, elem_id="send")
+                examples_title = gr.Markdown(f"**{label(lang0, 'examples')}**")
+                with gr.Row():
+                    example_buttons = [gr.Button(q, size="sm", elem_classes=["example"]) for q in EXAMPLES]
+                new_conversation = gr.Button(label(lang0, "new_conversation"), size="sm", elem_id="new-conversation")
+            with gr.Column(scale=2):
+                sources_title = gr.Markdown(f"### {label(lang0, 'sources')}")
+                sources = gr.HTML(
+                    sources_html(None, handlers.article_text, lang0),
+                    elem_id="sources",
+                    js_on_load=SCROLL_TO_MARK,
+                    max_height=640,
+                )
+                with gr.Accordion(label(lang0, "articles"), open=True) as articles_box:
+                    articles = gr.HTML(handlers.articles(lang0), elem_id="articles", js_on_load=None)
+                    upload = gr.File(
+                        label=label(lang0, "upload"),
+                        file_count="multiple",
+                        type="filepath",
+                        elem_id="upload",
+                        height=150,
+                    )
+                with gr.Accordion(label(lang0, "settings"), open=True) as settings_box:
+                    backend = gr.Radio(
+                        list(BACKENDS),
+                        value=settings.llm.backend,
+                        label=label(lang0, "backend"),
+                        info=label(lang0, "backend_info"),
+                        elem_id="backend",
+                    )
+                    k = gr.Slider(
+                        1,
+                        max(12, settings.retrieval.k),
+                        value=settings.retrieval.k,
+                        step=1,
+                        label=label(lang0, "k"),
+                        elem_id="k",
+                    )
+                    model_info = gr.Markdown(
+                        model_markdown(settings, settings.llm.backend, lang0), elem_id="model-info"
+                    )
+
+        # --- events -----------------------------------------------------------------
+        chat_inputs = [textbox, turns, backend, k, language]
+        chat_outputs = [textbox, chatbot, turns, sources, last_answer]
+        textbox.submit(handlers.respond, chat_inputs, chat_outputs, api_name="chat", show_progress="minimal")
+        send.click(handlers.respond, chat_inputs, chat_outputs, api_visibility="private", show_progress="minimal")
+        for button in example_buttons:
+            # The button's own text is the question.
+            button.click(
+                handlers.respond,
+                [button, turns, backend, k, language],
+                chat_outputs,
+                api_visibility="private",
+                show_progress="minimal",
+            )
+        new_conversation.click(handlers.new_conversation, [language], chat_outputs, api_name="new_conversation")
+        # The chat's own trash button must forget the history too, not only the bubbles.
+        chatbot.clear(handlers.new_conversation, [language], chat_outputs, api_visibility="private")
+        upload.upload(handlers.upload, [upload, turns, language], [upload, articles, chatbot, turns], api_name="upload")
+        backend.change(
+            lambda b, lang: model_markdown(settings, b, lang), [backend, language], model_info, api_visibility="private"
+        )
+
+        def switch_language(lang: str, b: str, answer: Any) -> dict[Any, Any]:
+            # A mapping, so each label is stated next to the component it belongs to.
+            return {
+                header: _header(lang),
+                chatbot: gr.update(label=label(lang, "chat")),
+                textbox: gr.update(placeholder=label(lang, "placeholder"), label=label(lang, "question")),
+                send: gr.update(value=label(lang, "send")),
+                examples_title: f"**{label(lang, 'examples')}**",
+                new_conversation: gr.update(value=label(lang, "new_conversation")),
+                sources_title: f"### {label(lang, 'sources')}",
+                sources: sources_html(answer, handlers.article_text, lang),
+                articles_box: gr.update(label=label(lang, "articles")),
+                articles: handlers.articles(lang),
+                upload: gr.update(label=label(lang, "upload")),
+                settings_box: gr.update(label=label(lang, "settings")),
+                backend: gr.update(label=label(lang, "backend"), info=label(lang, "backend_info")),
+                k: gr.update(label=label(lang, "k")),
+                model_info: model_markdown(settings, b, lang),
+            }
+
+        language.change(
+            switch_language,
+            [language, backend, last_answer],
+            list(switch_language(lang0, settings.llm.backend, None)),  # the components it updates
+            api_visibility="private",
+        )
+    demo.queue(default_concurrency_limit=settings.ui.concurrency)
+    return demo
+
+
+def _header(lang: str) -> str:
+    return f"# {label(lang, 'title')}\n{label(lang, 'subtitle')}"
+
+
+def preload(assistant: Assistant) -> None:
+    """Index and embedded model into memory before the first visitor.
+
+    Loading the model here, once, also keeps concurrent first questions from
+    each loading their own copy. A model that fails to load is not fatal: the
+    answers fall back to quotes, with a note saying why.
+    """
+    assistant.retriever  # noqa: B018 - builds or loads the index
+    settings = assistant.settings
+    if settings.llm.backend == "llamacpp":
+        from rag.llm import create_chat_model
+
+        try:
+            create_chat_model(settings, "llamacpp")
+        except RagError as err:
+            log.warning("the embedded model is not available: %s", err)
+
+
+def launch(assistant: Assistant, host: str | None = None, port: int | None = None, *, block: bool = True) -> gr.Blocks:
+    """Serve the page (``rag ui``). ``block=False`` returns once the server is up (tests)."""
+    ui = assistant.settings.ui
+    preload(assistant)
+    demo = build_app(assistant)
+    password = ui.password.get_secret_value() if ui.password else None
+    demo.launch(
+        server_name=host or ui.host,
+        server_port=port or ui.port,
+        share=False,
+        auth=(ui.username, password) if ui.username and password else None,
+        prevent_thread_lock=not block,
+        theme=_theme(),
+        css=CSS,
+        footer_links=[],
+        show_error=False,
+        quiet=not block,
+        # Oversized uploads stop at the door; smaller bad ones get the assistant's own message.
+        max_file_size=4 * assistant.settings.max_document_bytes,
+    )
+    return demo

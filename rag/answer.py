@@ -9,6 +9,7 @@ and the answer's language is checked.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -112,12 +113,33 @@ class _Generation:
             raise BackendError(f"{type(err).__name__}: {err}") from err
 
 
+_FOLLOW_UP_WORDS = frozenset(
+    """lui lei loro esso essa essi esse questo questa questi queste quello quella quelli quelle ciò
+    suo sua suoi sue gli ne he she him her his hers they them their theirs it its this that these
+    those there""".split()
+)
+_FOLLOW_UP_START = re.compile(r"^(e|ed|ma|invece|and|but|what about|how about|also|anche)\b", re.IGNORECASE)
+CONDENSE_GRAMMAR = r'root ::= [^\n?]{3,250} "?"'
+
+
+def looks_like_follow_up(question: str) -> bool:
+    """Short questions leaning on the conversation ("E cosa ha detto di lui?")."""
+    words = re.findall(r"[^\W\d_]+", question.lower())
+    starts = bool(_FOLLOW_UP_START.match(question.strip()))
+    return len(words) <= 12 and (starts or any(w in _FOLLOW_UP_WORDS for w in words))
+
+
 def condense_question(
     question: str, history: History, chat: BaseChatModel | None, language: str, timeout_s: float
 ) -> str:
-    """A standalone version of a follow-up question, for retrieval."""
+    """A standalone version of a follow-up question, for retrieval.
+
+    Self-contained questions are searched as they are; follow-ups are rewritten
+    by the chat model (constrained to one question), or, without a model, joined
+    to the previous question so its names are searched too.
+    """
     turns = [(u, a) for u, a in history if u][-3:]
-    if not turns:
+    if not turns or not looks_like_follow_up(question):
         return question
     if chat is not None:
         convo = "\n".join(f"- {u}\n  → {a[:300]}" for u, a in turns)
@@ -125,15 +147,17 @@ def condense_question(
             SystemMessage(CONDENSE_SYSTEM[language]),
             HumanMessage(CONDENSE_USER[language].format(history=convo, question=question)),
         ]
+        kwargs: dict[str, Any] = {"max_tokens": 60}
+        if isinstance(chat, LlamaCppChat):
+            kwargs["grammar"] = CONDENSE_GRAMMAR
         try:
             gen = _Generation(chat, timeout_s, {}, time.perf_counter())
-            text = "".join(gen.stream(messages, max_tokens=60)).strip().splitlines()
-            rewritten = text[0].strip().strip('"«»') if text else ""
-            if 5 <= len(rewritten) <= 300:
+            lines = "".join(gen.stream(messages, **kwargs)).strip().splitlines()
+            rewritten = lines[0].strip().strip('"«»') if lines else ""
+            if 5 <= len(rewritten) <= 300 and rewritten.endswith("?"):
                 return rewritten
         except BackendError:
             pass
-    # Without a model: the previous question carries the missing names.
     return f"{turns[-1][0]} {question}"
 
 

@@ -143,10 +143,13 @@ def verify_claims(claims: list[Claim], checker: SupportChecker) -> list[tuple[st
         valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
         supports = [s for c in valid if (s := checker.best(claim.text, only=[c])) is not None]
         best = checker.best(claim.text)
-        if best is not None and best.hit not in {s.hit for s in supports}:
-            # No valid citation: re-cite. A clearly better source: cite it first.
-            if not supports or best.score > max(s.score for s in supports) + BETTER_SOURCE_MARGIN:
-                supports = [best, *supports]
+        # No valid citation: re-cite. A clearly better source: cite it first.
+        if (
+            best is not None
+            and best.hit not in {s.hit for s in supports}
+            and (not supports or best.score > max(s.score for s in supports) + BETTER_SOURCE_MARGIN)
+        ):
+            supports = [best, *supports]
         if supports:
             kept.append((claim.text, supports))
     return kept

@@ -55,11 +55,21 @@ class ChunkingSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     k: int = Field(4, ge=1, le=50)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    # Candidates each retriever contributes before fusion.
-    fetch_k: int = Field(30, ge=1)
-    rrf_k: int = Field(60, ge=1)
+    # Hybrid: "score" = dense_weight x cosine + bm25_weight x BM25 as a share of the
+    # query's IDF (tuned on SQuAD-it dev, see `rag eval retrieval`); "rrf" =
+    # weighted reciprocal rank fusion of each retriever's top fetch_k.
+    fusion: Literal["score", "rrf"] = "score"
     dense_weight: float = Field(1.0, ge=0)
-    bm25_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(0.4, ge=0)
+    fetch_k: int = Field(30, ge=1)  # rrf only
+    rrf_k: int = Field(60, ge=1)  # rrf only
+    # BM25 term-frequency saturation and length normalisation (bm25s).
+    bm25_k1: float = Field(0.9, gt=0)
+    bm25_b: float = Field(0.4, ge=0, le=1)
+    # Score fusion: the best rerank_k candidates get sentence_weight x the cosine of
+    # their best-matching sentence added (0 turns the re-score off).
+    rerank_k: int = Field(10, ge=0)
+    sentence_weight: float = Field(1.0, ge=0)
     max_query_chars: int = Field(2000, ge=10)
     # Below this cosine between the question and the best retrieved sentence,
     # the question is refused without calling the LLM (see rag/answerability.py).

@@ -57,8 +57,9 @@ class Embedder(Embeddings):
             ) from err
         self.dim = int(self.model.get_embedding_dimension() or 0)
         folder = Path(location)
-        suffix = f"@{_fingerprint(folder)}" if folder.is_dir() else ""
-        self.model_id = f"{cfg.model}{suffix}"
+        # Local folders are identified by name + content, not by the path used
+        # to reach them, so moving or re-pointing at the same model keeps the index.
+        self.model_id = f"{folder.name}@{_fingerprint(folder)}" if folder.is_dir() else cfg.model
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
 

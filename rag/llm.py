@@ -28,8 +28,17 @@ from .errors import BackendError, ModelNotFoundError
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
 
-@lru_cache(maxsize=2)
+_LOAD_LOCK = threading.Lock()
+
+
 def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    """One shared model per file: concurrent first requests must not load it twice."""
+    with _LOAD_LOCK:
+        return _load_llama_once(path, n_ctx, n_threads)
+
+
+@lru_cache(maxsize=2)
+def _load_llama_once(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     try:
         from llama_cpp import Llama
     except ImportError as err:

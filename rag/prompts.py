@@ -38,12 +38,16 @@ CONDENSE_SYSTEM = {
     "it": (
         "Riscrivi l'ultima domanda dell'utente come una domanda autonoma e completa, comprensibile "
         "senza la conversazione: sostituisci i pronomi con i nomi a cui si riferiscono. "
-        "Rispondi solo con la domanda riscritta, in italiano."
+        "Non rispondere alla domanda. Scrivi solo la domanda riscritta, in italiano, terminando con '?'.\n"
+        "Esempio: conversazione «Chi ha incontrato Biden?», ultima domanda «E cosa gli ha detto?» → "
+        "«Cosa ha detto Biden alla persona che ha incontrato?»"
     ),
     "en": (
         "Rewrite the user's last question as a standalone, complete question that can be understood "
         "without the conversation: replace pronouns with the names they refer to. "
-        "Reply with the rewritten question only, in English."
+        "Do not answer it. Write only the rewritten question, in English, ending with '?'.\n"
+        "Example: conversation \"Who did Biden meet?\", last question \"And what did he tell her?\" → "
+        "\"What did Biden tell the person he met?\""
     ),
 }
 

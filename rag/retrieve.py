@@ -1,13 +1,22 @@
-"""The retriever: dense (FAISS) and BM25 candidates fused by reciprocal rank.
+"""The retriever: dense (FAISS vectors) and BM25 fused, then a sentence-level re-score.
 
 Dense retrieval carries English questions to Italian passages; BM25 nails
-names, numbers and rare words. Reciprocal rank fusion needs no score
-calibration between the two. Every hit also carries its dense cosine, which
-the answer pipeline uses to decide whether anything relevant was found.
+names, numbers and rare words. Tuned on the SQuAD-it dev questions (see
+``rag eval retrieval``), the default fusion is a weighted sum of the dense
+cosine and the BM25 score as a share of the query's total IDF: unlike raw
+BM25 it is comparable across queries, and an English question whose words
+find nothing in Italian text gets a small lexical score instead of a
+confidently wrong ranking (reciprocal rank fusion, ``fusion="rrf"``, cannot
+tell the two apart). The best few candidates are then re-scored with their
+best-matching sentence, since a question usually targets one sentence of a
+passage. Every hit carries its dense cosine, which the answer pipeline uses
+to decide whether anything relevant was found.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -15,23 +24,79 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
+from .citations import passage_sentences
 from .config import RetrievalSettings
 from .embed import Embedder
 from .lexical import BM25Index
-from .types import SearchHit
+from .types import Chunk, SearchHit
 from .vector_store import VectorStore
+
+# Sentence vectors kept in memory (chunks); they are cheap to recompute.
+SENTENCE_CACHE_CHUNKS = 20_000
+
+
+def lexical_text(chunk: Chunk) -> str:
+    """What BM25 indexes: the passage plus its article title and sub-heading."""
+    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
 
 
 class HybridRetriever:
-    """Searches one VectorStore; BM25 is built over the same chunks."""
+    """Searches one VectorStore; BM25 is built over the same chunks when first needed."""
 
     def __init__(self, store: VectorStore, embedder: Embedder, cfg: RetrievalSettings) -> None:
         self.store = store
         self.embedder = embedder
         self.cfg = cfg
         self._vectors = store.vectors()
-        self._bm25 = BM25Index([c.text for c in store.chunks]) if cfg.mode != "dense" else None
+        self._lock = threading.Lock()
+        self._bm25_index: BM25Index | None = None
+        self._sentences: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        if cfg.mode != "dense":
+            self._bm25()
 
+    def _bm25(self) -> BM25Index:
+        with self._lock:
+            if self._bm25_index is None:
+                self._bm25_index = BM25Index(
+                    [lexical_text(c) for c in self.store.chunks], k1=self.cfg.bm25_k1, b=self.cfg.bm25_b
+                )
+            return self._bm25_index
+
+    # sentences ------------------------------------------------------------------
+    def sentence_vectors(self, chunks: list[Chunk]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """(sentence spans, passage-prompt vectors) of each chunk, computed once and cached.
+
+        Spans are ``citations.passage_sentences``, so the citation checker can reuse them.
+        """
+        with self._lock:
+            missing = [c for c in {c.chunk_id: c for c in chunks}.values() if c.chunk_id not in self._sentences]
+        if missing:
+            spans = [passage_sentences(c.text) for c in missing]
+            texts = [c.text[s:e] for c, sp in zip(missing, spans, strict=True) for s, e in sp]
+            vectors = self.embedder.encode_passages(texts)
+            with self._lock:
+                at = 0
+                for c, sp in zip(missing, spans, strict=True):
+                    self._sentences[c.chunk_id] = (sp, vectors[at : at + len(sp)])
+                    at += len(sp)
+                while len(self._sentences) > SENTENCE_CACHE_CHUNKS:
+                    self._sentences.popitem(last=False)
+        with self._lock:
+            return [self._sentences[c.chunk_id] for c in chunks]
+
+    def _sentence_rescore(self, order: np.ndarray, fused: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+        """Top candidates get ``sentence_weight`` x their best sentence cosine added, and are re-sorted."""
+        n = min(self.cfg.rerank_k, len(order))
+        if n <= 1 or self.cfg.sentence_weight <= 0:
+            return order
+        head = order[:n]
+        sentences = self.sentence_vectors([self.store.chunks[p] for p in head])
+        best = np.array([float(np.max(vecs @ qvec)) for _, vecs in sentences])
+        fused[head] = fused[head] + self.cfg.sentence_weight * best
+        head = head[np.argsort(-fused[head], kind="stable")]
+        return np.concatenate([head, order[n:]])
+
+    # search -----------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[SearchHit]:
         k = k or self.cfg.k
         mode = mode or self.cfg.mode
@@ -39,32 +104,47 @@ class HybridRetriever:
             return []
         qvec = self.embedder.encode_queries([query])[0]
         dense_all = self._vectors @ qvec
-        fetch = max(self.cfg.fetch_k, k)
-        fused: dict[int, float] = {}
-        bm25_scores: dict[int, float] = {}
-        if mode in ("dense", "hybrid"):
-            order = np.argsort(-dense_all)[:fetch]
-            for rank, pos in enumerate(order):
-                weight = self.cfg.dense_weight if mode == "hybrid" else 1.0
-                fused[int(pos)] = fused.get(int(pos), 0.0) + (
-                    weight / (self.cfg.rrf_k + rank + 1) if mode == "hybrid" else float(dense_all[pos])
-                )
-        if mode in ("bm25", "hybrid") and self._bm25 is not None:
-            for rank, (pos, score) in enumerate(self._bm25.search(query, fetch)):
-                bm25_scores[pos] = score
-                contribution = self.cfg.bm25_weight / (self.cfg.rrf_k + rank + 1) if mode == "hybrid" else score
-                fused[pos] = fused.get(pos, 0.0) + contribution
-        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        bm25_all: np.ndarray | None = None
+        if mode == "dense":
+            fused = dense_all.astype(np.float64)
+            order = np.argsort(-fused, kind="stable")
+        else:
+            lexical = self._bm25().scores(query)
+            bm25_all = lexical.scores
+            if mode == "bm25":
+                fused = bm25_all.astype(np.float64)
+                order = np.flatnonzero(fused > 0)
+                order = order[np.argsort(-fused[order], kind="stable")]
+            elif self.cfg.fusion == "rrf":
+                fused, order = self._rrf(dense_all, bm25_all)
+            else:
+                fused = self.cfg.dense_weight * dense_all + self.cfg.bm25_weight * lexical.normalized
+                fused = fused.astype(np.float64)
+                order = np.argsort(-fused, kind="stable")
+                order = self._sentence_rescore(order, fused, qvec)
         return [
             SearchHit(
                 chunk=self.store.chunks[pos],
-                score=score,
+                score=float(fused[pos]),
                 rank=rank + 1,
                 dense_score=float(dense_all[pos]),
-                bm25_score=bm25_scores.get(pos),
+                bm25_score=None if bm25_all is None or bm25_all[pos] <= 0 else float(bm25_all[pos]),
             )
-            for rank, (pos, score) in enumerate(best)
+            for rank, pos in enumerate(order[:k].tolist())
         ]
+
+    def _rrf(self, dense_all: np.ndarray, bm25_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted reciprocal rank fusion of each retriever's top ``fetch_k``."""
+        fused = np.zeros(len(dense_all), dtype=np.float64)
+        fetch = min(self.cfg.fetch_k, len(dense_all))
+        for weight, scores, positive_only in ((self.cfg.dense_weight, dense_all, False),
+                                              (self.cfg.bm25_weight, bm25_all, True)):
+            top = np.argsort(-scores, kind="stable")[:fetch]
+            if positive_only:
+                top = top[scores[top] > 0]
+            fused[top] += weight / (self.cfg.rrf_k + np.arange(1, len(top) + 1))
+        candidates = np.flatnonzero(fused > 0)
+        return fused, candidates[np.argsort(-fused[candidates], kind="stable")]
 
 
 class LangChainRetriever(BaseRetriever):

@@ -145,3 +145,17 @@ def test_follow_up_is_rewritten_before_retrieval(assistant: Assistant) -> None:
     a = assistant.ask("E cosa ha detto Kim di lui?", history=history, chat=chat)
     assert a.searched_for == "Cosa ha detto Kim Jong-un di Putin?"
     assert "caro amico" in a.text and any("più caro amico" in c.passage for c in a.citations)
+
+
+def test_self_contained_question_is_not_rewritten(assistant: Assistant) -> None:
+    history = [("Cosa accusano gli Stati Uniti?", "La Corea del Nord di fornire missili [1].")]
+    chat = fake("Putin signed the pact with Kim Jong-un [1].")  # one reply only: no rewrite call
+    a = assistant.ask("Who signed the mutual defence pact?", history=history, chat=chat)
+    assert a.searched_for == "Who signed the mutual defence pact?" and a.answerable
+
+
+def test_bad_rewrite_falls_back_to_joined_question(assistant: Assistant) -> None:
+    history = [("Chi è Putin?", "Putin è il presidente russo [1].")]
+    chat = fake("Kim ha detto che Putin è un amico.", "Kim ha descritto Putin come il più caro amico [1].")
+    a = assistant.ask("E cosa ha detto Kim di lui?", history=history, chat=chat)
+    assert a.searched_for == "Chi è Putin? E cosa ha detto Kim di lui?"

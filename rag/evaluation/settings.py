@@ -1,0 +1,34 @@
+"""Settings of ``rag eval`` (environment ``RAG_EVAL_…`` or CLI options).
+
+Kept apart from ``rag.config.Settings`` (which forbids unknown keys) so the
+evaluation extra stays optional; relative paths are taken from the project home.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .data import DEFAULT_ARTICLE_QUESTIONS, DEFAULT_CORPUS, DEFAULT_SQUAD_QUESTIONS
+
+
+class EvalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_EVAL_", extra="ignore")
+
+    results_dir: Path = Path("results")
+    # Eval-only indexes and embedding caches; never the user's index/.
+    cache_dir: Path = Path(".cache/eval")
+    article_questions: Path = DEFAULT_ARTICLE_QUESTIONS
+    corpus: Path = DEFAULT_CORPUS
+    squad_questions: Path = DEFAULT_SQUAD_QUESTIONS
+    # Answer benchmark: questions sampled from the dev set, each asked in Italian and English.
+    answers_n: int = Field(10, ge=1)
+    seed: int = 0
+    # Cut-offs of the recall@k curves.
+    ks: tuple[int, ...] = (1, 2, 3, 4, 5, 10)
+    # Refusal-threshold sweep (best dense cosine of the retrieved passages).
+    sweep_from: float = 0.70
+    sweep_to: float = 0.90
+    sweep_step: float = 0.01

@@ -22,7 +22,8 @@ _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 # Citations written after the full stop ("… fine. [2]") move before it.
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
-_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"»”’)]*|$)")
+# A sentence ends at . ! ? (with closing quotes) or at a line break (titles, headings).
+_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"»”’)]*|(?=\n)|$)")
 
 # Support thresholds, calibrated on hand-labelled claim/sentence pairs from the
 # seed article (true claims: cosine 0.81-0.90; invented ones: 0.73-0.79, a few

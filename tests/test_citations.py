@@ -29,6 +29,12 @@ def test_passage_sentences_spans() -> None:
     assert [text[s:e] for s, e in spans] == ["Putin ha firmato.", 'Kim ha offerto il suo "pieno sostegno".', "Fine"]
 
 
+def test_lines_without_stop_are_sentences() -> None:
+    text = "date 2024-06 Un accordo\n\n\n\nDurante la visita, Putin ha firmato. Poi"
+    assert [text[s:e] for s, e in passage_sentences(text)] == [
+        "date 2024-06 Un accordo", "Durante la visita, Putin ha firmato.", "Poi"]
+
+
 def test_grammar_lists_only_existing_numbers() -> None:
     g = citation_grammar(3)
     assert 'num ::= "1" | "2" | "3"' in g and '"4"' not in g

@@ -45,7 +45,9 @@ def test_ingest_is_searchable_and_idempotent(home: Path, tmp_path: Path) -> None
     a.index(progress=False)
     folder = tmp_path / "new"
     folder.mkdir()
-    (folder / "a.txt").write_text("date 2025-01 Neve a Torino\n\nUna forte nevicata ha bloccato il traffico a Torino.\n")
+    (folder / "a.txt").write_text(
+        "date 2025-01 Neve a Torino\n\nUna forte nevicata ha bloccato il traffico a Torino.\n"
+    )
     (folder / "b.md").write_text("# Elezioni in Sardegna\n\nLa candidata Rossi ha vinto le elezioni regionali.\n")
     (folder / "skip.pdf").write_text("ignored: not an article type")
     report = a.ingest([folder])

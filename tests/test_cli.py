@@ -87,7 +87,9 @@ def test_invalid_setting_is_reported(home: Path) -> None:
 
 def test_ingest_and_reingest(home: Path, tmp_path: Path) -> None:
     art = tmp_path / "nuovo.md"
-    art.write_text("# Vertice a Roma\n\nIl ministro Bianchi ha incontrato il sindaco di Torino per parlare di trasporti.\n")
+    art.write_text(
+        "# Vertice a Roma\n\nIl ministro Bianchi ha incontrato il sindaco di Torino per parlare di trasporti.\n"
+    )
     r = rag(home, "ingest", str(art))
     assert r.returncode == 0 and "added" in r.stdout and "Vertice a Roma" in r.stdout
     r = rag(home, "ingest", str(art))

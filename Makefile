@@ -27,7 +27,7 @@ $(VENV)/bin/python:
 $(VENV)/.llama: | $(VENV)/bin/python
 	@echo ">> Building llama-cpp-python from source (first run only, ~5-7 min on 2 cores); cmake progress follows."
 	set -o pipefail; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -v "$(LLAMA)" 2>&1 \
-		| grep --line-buffered -E '^\s*\[ *[0-9]+%\]|Successfully|ERROR|error:' 
+		| grep --line-buffered -E '^\s*\[ *[0-9]+(%|/[0-9]+)\]|Successfully|ERROR|error:'
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama

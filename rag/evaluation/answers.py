@@ -27,7 +27,7 @@ from ..retrieve import HybridRetriever
 from ..types import Answer
 from .data import Paragraph, SquadQuestion
 from .retrieval import LANGS, build_index, chunk_corpus
-from .scoring import exact_match, language_ok, strip_quotes, token_f1
+from .scoring import contains_answer, exact_match, language_ok, strip_quotes, token_f1
 
 _MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]")
 
@@ -75,6 +75,7 @@ def score_answer(q: SquadQuestion, lang: str, a: Answer) -> dict[str, Any]:
         "prediction": pred,
         "em": exact_match(pred, golds, lang),
         "f1": round(token_f1(pred, golds, lang), 4),
+        "contains_gold": contains_answer(pred, golds, lang),
         "answerable": a.answerable,
         "citations": len(cited),
         "gold_citations": sum(1 for d in cited if d == q.pid),
@@ -95,6 +96,8 @@ def totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "questions": len(rows),
         "exact_match": round(float(np.mean([r["em"] for r in rows])), 4),
         "f1": round(float(np.mean([r["f1"] for r in rows])), 4),
+        # Lenient: the gold answer appears in the (sentence-long) answer.
+        "contains_gold": round(float(np.mean([r["contains_gold"] for r in rows])), 4),
         # Share of all citations that point at the gold paragraph.
         "citation_precision": round(sum(r["gold_citations"] for r in rows) / cites, 4) if cites else 0.0,
         "cites_gold": round(float(np.mean([r["gold_citations"] > 0 for r in rows])), 4),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, load_settings
-from .data import load_article_questions, load_corpus, load_squad_questions
+from .data import Paragraph, SquadQuestion, load_article_questions, load_corpus, load_squad_questions
 from .retrieval import LANGS, METHOD_LABELS, METHODS
 from .settings import EvalSettings
 
@@ -39,6 +39,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _squad_inputs(p: argparse.ArgumentParser, cfg: EvalSettings) -> None:
     p.add_argument("--corpus", type=Path, default=cfg.corpus, help="paragraphs, JSON lines (.gz ok)")
     p.add_argument("--questions", type=Path, default=cfg.squad_questions, help="SQuAD-it style questions")
+    # Small slices for quick checks (CI); the default is everything.
+    p.add_argument("--max-questions", type=_positive, default=None, help="first N questions only")
+    p.add_argument("--max-paragraphs", type=_positive, default=None,
+                   help="the questions' gold paragraphs plus distractors, N in all")
 
 
 def _backends(p: argparse.ArgumentParser, default_help: str) -> None:
@@ -60,8 +64,6 @@ def add_eval_parser(subparsers: Any) -> None:
     r = sub.add_parser("retrieval", help="recall@k and MRR on SQuAD-it, it→it and en→it, with baselines")
     _squad_inputs(r, cfg)
     r.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    r.add_argument("--max-questions", type=_positive, default=None, help="first N questions only")
-    r.add_argument("--max-paragraphs", type=_positive, default=None, help="gold paragraphs + distractors up to N")
     _common(r)
     r.set_defaults(func=cmd_retrieval)
 
@@ -93,6 +95,7 @@ class _Ctx:
         self.results = self.settings.resolve(args.results or self.cfg.results_dir)
         self.cache = self.settings.resolve(args.cache or self.cfg.cache_dir)
         self.progress = not args.quiet and sys.stderr.isatty()
+        self.squad: tuple[list[Paragraph], list[SquadQuestion]] | None = None
 
     def log(self, msg: str) -> None:
         if not self.args.quiet:
@@ -145,7 +148,7 @@ def _print_article(payload: dict[str, Any]) -> None:
             mark = "ok  " if q["correct"] else "FAIL"
             why = f" ({', '.join(q['failed'])})" if q["failed"] else ""
             used = f" [{q['backend_used']}{', fell back' if q['fell_back'] else ''}]"
-            print(f"  {mark} {q['id']} {q['lang']} cos {q['best_relevance']:.3f}{why}{used}  {q['question']}")
+            print(f"  {mark} {q['id']} {q['lang']} relevance {q['best_relevance']:.3f}{why}{used}  {q['question']}")
             print(f"       → {q['answer'][:160]}")
         print(
             f"  correct {t['correct']}/{t['questions']}  (answerable {t['answerable_correct']}/{t['answerable']}, "
@@ -183,21 +186,32 @@ def cmd_article(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- SQuAD-it inputs -------------------------------------------------------------------
+def _squad(ctx: _Ctx) -> tuple[list[Paragraph], list[SquadQuestion]]:
+    """Corpus and questions (the requested slice), loaded once per command."""
+    if ctx.squad is None:
+        from .retrieval import subset
+
+        a = ctx.args
+        corpus = load_corpus(a.corpus)
+        questions = load_squad_questions(a.questions, corpus)
+        ctx.squad = subset(corpus, questions, a.max_paragraphs, a.max_questions)
+    return ctx.squad
+
+
 # --- retrieval ---------------------------------------------------------------------
 def _retrieval(ctx: _Ctx) -> dict[str, Any]:
-    from .retrieval import evaluate_retrieval, subset
+    from .retrieval import evaluate_retrieval
 
     a = ctx.args
-    corpus = load_corpus(a.corpus)
-    questions = load_squad_questions(a.questions, corpus)
-    corpus, questions = subset(corpus, questions, getattr(a, "max_paragraphs", None), getattr(a, "max_questions", None))
+    corpus, questions = _squad(ctx)
     t = time.perf_counter()
     run = evaluate_retrieval(
         ctx.settings,
         corpus,
         questions,
         cache_dir=ctx.cache,
-        methods=getattr(a, "methods", list(METHODS)),
+        methods=getattr(a, "methods", list(METHODS)),  # `all` runs every method
         ks=ctx.cfg.ks,
         progress=ctx.progress,
         log=ctx.log,
@@ -244,8 +258,7 @@ def _answers(ctx: _Ctx) -> dict[str, Any]:
     from .answers import evaluate_answers
 
     a = ctx.args
-    corpus = load_corpus(a.corpus)
-    questions = load_squad_questions(a.questions, corpus)
+    corpus, questions = _squad(ctx)
     result = evaluate_answers(
         ctx.settings,
         corpus,
@@ -264,13 +277,14 @@ def _answers(ctx: _Ctx) -> dict[str, Any]:
 
 def _print_answers(payload: dict[str, Any]) -> None:
     print(f"\nAnswers: {payload['sample']} SQuAD-it questions × {len(LANGS)} languages")
-    print(f"  {'backend':<11} {'lang':<4} {'EM':>6} {'F1':>6} {'cit.prec':>8} {'cites gold':>10} "
+    print(f"  {'backend':<11} {'lang':<4} {'EM':>6} {'F1':>6} {'contains':>8} {'cit.prec':>8} {'cites gold':>10} "
           f"{'lang ok':>7} {'refused':>7} {'s/q':>6}")
     for run in payload["runs"]:
         for lang, t in [*run["by_language"].items(), ("all", run["totals"])]:
             if t.get("questions"):
                 print(f"  {run['backend']:<11} {lang:<4} {t['exact_match']:6.3f} {t['f1']:6.3f} "
-                      f"{t['citation_precision']:8.3f} {t['cites_gold']:10.3f} {t['language_accuracy']:7.3f} "
+                      f"{t['contains_gold']:8.3f} {t['citation_precision']:8.3f} {t['cites_gold']:10.3f} "
+                      f"{t['language_accuracy']:7.3f} "
                       f"{t['refused']:7d} {t['mean_seconds']:6.1f}")
 
 
@@ -292,7 +306,7 @@ def cmd_all(args: argparse.Namespace) -> int:
     ctx = _Ctx(args)
     # Fail on a bad input file before the long runs start.
     load_article_questions(args.article)
-    load_squad_questions(args.questions, load_corpus(args.corpus))
+    _squad(ctx)
     retrieval = _retrieval(ctx)
     article = _article(ctx, args.article)
     answers = _answers(ctx)

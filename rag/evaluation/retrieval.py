@@ -9,7 +9,6 @@ keyed by model id and a hash of the exact texts, so reruns skip the model.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import time
@@ -65,13 +64,16 @@ def minilm_path() -> Path:
 def minilm_embedder() -> Embedder:
     # The tutorial model takes no prompts.
     path = str(minilm_path())
-    return Embedder(EmbeddingSettings(model=path, query_prompt="", document_prompt=""), path)
+    embedder = Embedder(EmbeddingSettings(model=path, query_prompt="", document_prompt=""), path)
+    # The package's folder is just "model": name the cache files after the model.
+    embedder.model_id = f"all-MiniLM-L6-v2@{embedder.model_id.rpartition('@')[2]}"
+    return embedder
 
 
 # --- embedding cache -------------------------------------------------------------
 def _slug(model_id: str) -> str:
     """Readable, unique file-name part for a model id (a path with a fingerprint, or a hub name)."""
-    tail = "_".join(Path(model_id).parts[-2:])
+    tail = "_".join(Path(model_id).parts[-2:]).replace("@", "_")
     digest = hashlib.sha1(model_id.encode()).hexdigest()[:8]
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', tail)[-48:].strip('_')}-{digest}"
 
@@ -90,13 +92,18 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def cache_path(cache_dir: Path, embedder: Embedder, texts: Sequence[str], *, queries: bool) -> Path:
+    """Where the vectors of ``texts`` are cached: model id + prompt + exact texts."""
+    prompt = embedder.cfg.query_prompt if queries else embedder.cfg.document_prompt
+    kind = "q" if queries else "p"
+    return cache_dir / "embeddings" / f"{_slug(embedder.model_id)}-{kind}-{texts_digest(texts, prompt)}.npy"
+
+
 def cached_encode(
     cache_dir: Path, embedder: Embedder, texts: Sequence[str], *, queries: bool, progress: bool = True
 ) -> np.ndarray:
     """Vectors of ``texts``, from ``cache_dir`` when the same model saw the same texts."""
-    prompt = embedder.cfg.query_prompt if queries else embedder.cfg.document_prompt
-    kind = "q" if queries else "p"
-    path = cache_dir / "embeddings" / f"{_slug(embedder.model_id)}-{kind}-{texts_digest(texts, prompt)}.npy"
+    path = cache_path(cache_dir, embedder, texts, queries=queries)
     if path.exists():
         try:
             vectors = np.load(path, allow_pickle=False)
@@ -104,13 +111,14 @@ def cached_encode(
                 return vectors
         except (OSError, ValueError):
             pass  # damaged cache file: recompute
-    if queries:
-        vectors = np.concatenate(
-            [
-                embedder.encode_queries(list(texts[i : i + 256]))
-                for i in tqdm(range(0, len(texts), 256), desc="embedding questions", disable=not progress, leave=False)
-            ]
-        ) if texts else np.zeros((0, embedder.dim), np.float32)
+    if not texts:
+        vectors = np.zeros((0, embedder.dim), np.float32)
+    elif queries:
+        batches = range(0, len(texts), 256)
+        vectors = np.concatenate([
+            embedder.encode_queries(list(texts[i : i + 256]))
+            for i in tqdm(batches, desc="embedding questions", disable=not progress, leave=False)
+        ])
     else:
         vectors = embedder.encode_passages(list(texts), show_progress=progress)
     _save_npy(path, vectors)
@@ -186,20 +194,6 @@ def build_index(
     store = VectorStore(embedder.dim)
     store.add(chunks, vectors)
     return EvalIndex(chunks, store, embedder, time.perf_counter() - t)
-
-
-def write_index_manifest(cache_dir: Path, corpus_path: Path, chunks: list[Chunk], settings: Settings) -> Path:
-    """A readable record of what the eval index holds (the vectors are the .npy cache)."""
-    folder = cache_dir / "squad-index"
-    folder.mkdir(parents=True, exist_ok=True)
-    info = {
-        "corpus": str(corpus_path),
-        "paragraphs": len({c.doc_id for c in chunks}),
-        "chunks": len(chunks),
-        "chunking": settings.chunking.model_dump(),
-    }
-    (folder / "manifest.json").write_text(json.dumps(info, indent=2), "utf-8")
-    return folder
 
 
 # --- running questions -----------------------------------------------------------

@@ -63,6 +63,15 @@ def token_f1(prediction: str, golds: Iterable[str], lang: str | None = None) -> 
     return best
 
 
+def contains_answer(prediction: str, golds: Iterable[str], lang: str | None = None) -> float:
+    """1 when a normalised gold answer occurs, as whole words, in the normalised prediction.
+
+    A lenient companion to EM/F1 for sentence-long answers ("Kim Jong-un presided…").
+    """
+    pred = f" {normalize_answer(prediction, lang)} "
+    return float(any((g := normalize_answer(gold, lang)) and f" {g} " in pred for gold in golds))
+
+
 # --- retrieval ---------------------------------------------------------------
 def gold_rank(ranked: Sequence[str], gold: str) -> int | None:
     """1-based rank of ``gold`` in ``ranked`` (None when absent)."""

@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from rag.evaluation.data import DEFAULT_ARTICLE_QUESTIONS
+
 REPO = Path(__file__).resolve().parent.parent
-DEV = REPO.parent / "shared" / "bench" / "article_dev.jsonl"
+DEV = DEFAULT_ARTICLE_QUESTIONS
 
 
 def pct(values: list[float], q: float) -> float:

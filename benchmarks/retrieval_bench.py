@@ -40,7 +40,13 @@ sys.path.insert(0, str(REPO))
 from rag import Assistant  # noqa: E402
 from rag.config import DEFAULT_E5_DIR, Settings, load_settings  # noqa: E402
 from rag.embed import get_embedder  # noqa: E402
-from rag.evaluation.data import DEFAULT_CORPUS, DEFAULT_SQUAD_QUESTIONS, load_corpus, load_squad_questions  # noqa: E402
+from rag.evaluation.data import (  # noqa: E402
+    DEFAULT_ARTICLE_QUESTIONS,
+    DEFAULT_CORPUS,
+    DEFAULT_SQUAD_QUESTIONS,
+    load_corpus,
+    load_squad_questions,
+)
 from rag.evaluation.retrieval import build_index, cache_path, chunk_corpus, evaluate_retrieval  # noqa: E402
 from rag.retrieve import HybridRetriever  # noqa: E402
 
@@ -120,7 +126,7 @@ def main() -> None:
         chunks = chunk_corpus(corpus, settings)
         chunk_s = time.perf_counter() - t
         fresh = not cache_path(cache, embedder, [c.text for c in chunks], queries=False).exists()
-        index = build_index(chunks, embedder, cache, progress=True)
+        index = build_index(chunks, embedder, cache, progress=sys.stderr.isatty())
         build_s = chunk_s + index.seconds
         record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
         if fresh:  # the vectors were really computed: a full build
@@ -138,7 +144,7 @@ def main() -> None:
         qs = [q.question(lang) for q in questions for lang in ("it", "en")][: args.queries]
         squad = HybridRetriever(index.store, embedder, settings.retrieval)
         out["latency_squad"] = timed_searches(lambda q: squad.search(q, settings.retrieval.k), qs)
-        seed_qs = [json.loads(line)["q"] for line in (REPO.parent / "shared" / "bench" / "article_dev.jsonl")
+        seed_qs = [json.loads(line)["q"] for line in DEFAULT_ARTICLE_QUESTIONS
                    .read_text().splitlines() if line.strip()]
         out["latency_seed"] = timed_searches(lambda q: assistant.search(q), (seed_qs * 20)[: args.queries])
         print(f"warm search latency: SQuAD-it {out['latency_squad']}, seed {out['latency_seed']}", flush=True)
@@ -154,7 +160,7 @@ def main() -> None:
         out["cold_cli_search_s"] = {"median": round(statistics.median(cold), 2), "min": round(min(cold), 2)}
         print(f"cold `rag search`: {out['cold_cli_search_s']}", flush=True)
 
-    run = evaluate_retrieval(settings, corpus, questions, cache_dir=CACHE, progress=True)
+    run = evaluate_retrieval(settings, corpus, questions, cache_dir=CACHE, progress=sys.stderr.isatty())
     out["recall"] = run.table()
     out["retrieval_settings"] = settings.retrieval.model_dump()
 

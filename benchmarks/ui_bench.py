@@ -32,8 +32,10 @@ from typing import Any
 import httpx
 from gradio_client import Client
 
+from rag.evaluation.data import DEFAULT_ARTICLE_QUESTIONS
+
 REPO = Path(__file__).resolve().parent.parent
-DEV_QUESTIONS = REPO.parent / "shared" / "bench" / "article_dev.jsonl"
+DEV_QUESTIONS = DEFAULT_ARTICLE_QUESTIONS
 E5 = REPO / "models" / "multilingual-e5-small"
 GGUF = REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 CHROMIUM_ARGS = [

@@ -15,9 +15,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from rag import Assistant, Settings
 from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
+from rag.evaluation.data import shared_bench_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+SHARED = shared_bench_dir().parent
 SEED = REPO / "docs_store" / "accordo-mutua-difesa.txt"
 DEV_QUESTIONS = SHARED / "bench" / "article_dev.jsonl"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,16 @@ from typing import Any
 from ..config import PROJECT_HOME
 from ..errors import RagError
 
-SHARED = PROJECT_HOME.parent / "shared" / "bench"
+
+def shared_bench_dir() -> Path:
+    """The shared benchmark data: $RAG_SHARED_DIR, else ../shared beside the
+    checkout, else /work/shared (where a clone elsewhere, e.g. CI's, finds it)."""
+    env = os.environ.get("RAG_SHARED_DIR")
+    candidates = [Path(env)] if env else [PROJECT_HOME.parent / "shared", Path("/work/shared")]
+    return next((c for c in candidates if c.exists()), candidates[0]) / "bench"
+
+
+SHARED = shared_bench_dir()
 DEFAULT_ARTICLE_QUESTIONS = SHARED / "article_dev.jsonl"
 DEFAULT_CORPUS = SHARED / "squad_it" / "corpus.jsonl.gz"
 DEFAULT_SQUAD_QUESTIONS = SHARED / "squad_it" / "dev_questions.jsonl"

@@ -53,6 +53,7 @@ lint:
 bench: install models
 	$(PY) benchmarks/retrieval_bench.py
 	$(PY) benchmarks/answer_bench.py
+	$(PY) benchmarks/ui_bench.py
 
 eval: install models
 	$(VENV)/bin/rag eval all

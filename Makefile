@@ -50,7 +50,7 @@ models: install
 lint:
 	$(VENV)/bin/ruff check rag ui tests benchmarks
 
-bench: install models
+bench: install-test models
 	$(PY) benchmarks/retrieval_bench.py
 	$(PY) benchmarks/answer_bench.py
 	$(PY) benchmarks/ui_bench.py

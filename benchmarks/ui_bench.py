@@ -33,21 +33,12 @@ import httpx
 from gradio_client import Client
 
 from rag.evaluation.data import DEFAULT_ARTICLE_QUESTIONS
+from ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_QUESTIONS = DEFAULT_ARTICLE_QUESTIONS
 E5 = REPO / "models" / "multilingual-e5-small"
 GGUF = REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -139,7 +130,7 @@ def screenshot(url: str, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="load")

@@ -18,6 +18,7 @@ import pytest
 from rag.language import detect_language
 from tests.conftest import REPO
 from tests.test_ui_api import private_home, running_app
+from ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,17 +28,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated:DeprecationWarning"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO / "test-artifacts"
 LLM_TIMEOUT_MS = 300_000  # the embedded model on 2 busy cores
 QUICK_TIMEOUT_MS = 60_000

@@ -217,7 +217,8 @@ def answer_stream(
         answer.text = EMPTY_STORE[lang]
         yield _finish(answer, t0)
         return
-    checker = SupportChecker(hits, assistant.embedder)
+    # The retriever already embedded these passages' sentences for its re-score.
+    checker = SupportChecker(hits, assistant.embedder, assistant.retriever.sentence_vectors([h.chunk for h in hits]))
     answer.relevance = checker.relevance(answer.searched_for)
     verdict = judge(answer.searched_for, hits, answer.relevance, settings.retrieval.min_relevance)
     if not verdict.answerable:  # decided by retrieval, without calling the LLM

@@ -95,13 +95,26 @@ def lexical_support(claim: str, sentence: str) -> float:
 class SupportChecker:
     """Scores claims against the sentences of the retrieved passages."""
 
-    def __init__(self, hits: list[SearchHit], embedder: Embedder) -> None:
+    def __init__(
+        self,
+        hits: list[SearchHit],
+        embedder: Embedder,
+        sentences: list[tuple[list[tuple[int, int]], np.ndarray]] | None = None,
+    ) -> None:
+        """``sentences``: per hit, (``passage_sentences`` spans, their passage vectors),
+        e.g. the retriever's cache (``HybridRetriever.sentence_vectors``); computed here if None."""
         self.hits = hits
         self.embedder = embedder
-        self.spans = [passage_sentences(h.text) for h in hits]
-        flat = [h.text[s:e] for h, spans in zip(hits, self.spans, strict=True) for s, e in spans]
-        self.sentence_owners = [(i, s, e) for i, spans in enumerate(self.spans) for s, e in spans]
-        self.sentence_vectors = embedder.encode_passages(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+        if sentences is None:
+            spans = [passage_sentences(h.text) for h in hits]
+            flat = [h.text[s:e] for h, sp in zip(hits, spans, strict=True) for s, e in sp]
+            vectors = embedder.encode_passages(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+        else:
+            spans = [sp for sp, _ in sentences]
+            vectors = np.concatenate([v for _, v in sentences]) if sentences else np.zeros((0, embedder.dim))
+        self.spans = spans
+        self.sentence_owners = [(i, s, e) for i, sp in enumerate(spans) for s, e in sp]
+        self.sentence_vectors = np.asarray(vectors, dtype=np.float32)
         self._question_cache: dict[str, np.ndarray] = {}
 
     def question_scores(self, question: str) -> np.ndarray:

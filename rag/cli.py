@@ -24,8 +24,7 @@ def _assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .assistant import Assistant
     from .config import load_settings
 
-    overrides: dict[str, Any] = {}
-    settings = load_settings(**overrides)
+    settings = load_settings()
     if getattr(args, "backend", None):
         settings.llm.backend = args.backend
     return Assistant(settings)

@@ -1,5 +1,6 @@
-"""The answer pipeline: language → (follow-up rewrite) → retrieval → refusal gate →
-generation under a token budget → citation checks → fallback.
+"""The answer pipeline: language → (follow-up rewrite) → (question translation) →
+retrieval → refusal gate → generation under a token budget → citation checks →
+fallback.
 
 The default model is small, so the pipeline, not the model, guarantees the
 properties users rely on: answerability is decided by retrieval scores,
@@ -21,7 +22,7 @@ from .answerability import judge
 from .citations import SupportChecker, parse_claims, render, verify_claims
 from .errors import BackendError, RagError
 from .extractive import extractive_claims
-from .language import LANGUAGE_NAMES, choose_answer_language, detect_language
+from .language import LANGUAGE_NAMES, SUPPORTED, choose_answer_language, detect_language
 from .llm import LlamaCppChat, create_chat_model
 from .prompts import (
     ANSWER_SYSTEM,
@@ -37,6 +38,7 @@ from .prompts import (
     UNSUPPORTED_SCRIPT,
 )
 from .tokens import count_tokens
+from .translate import translate_question
 from .types import Answer, SearchHit
 
 if TYPE_CHECKING:
@@ -209,22 +211,29 @@ def answer_stream(
 
     if history:
         answer.searched_for = condense_question(q, history, chat, lang, settings.llm.timeout_s)
-    t = time.perf_counter()
-    hits = assistant.retriever.search(answer.searched_for, k or settings.retrieval.k)
-    answer.timings["retrieval"] = time.perf_counter() - t
-    answer.passages = hits
+    hits = _search(assistant, answer, k)
     if not hits:
         answer.text = EMPTY_STORE[lang]
         yield _finish(answer, t0)
         return
-    # The retriever already embedded these passages' sentences for its re-score.
-    checker = SupportChecker(hits, assistant.embedder, assistant.retriever.sentence_vectors([h.chunk for h in hits]))
+    checker = _checker(assistant, hits)
     answer.relevance = checker.relevance(answer.searched_for)
     verdict = judge(answer.searched_for, hits, answer.relevance, settings.retrieval.min_relevance)
     if not verdict.answerable:  # decided by retrieval, without calling the LLM
         answer.text, answer.refusal_reason = REFUSAL[lang], verdict.reason
         yield _finish(answer, t0)
         return
+    if chat is not None and settings.retrieval.translate_query:
+        # After the refusal gate (calibrated on the question alone), so refusals stay LLM-free.
+        try:
+            answer.translated_query = _translation(assistant, chat, answer, lang)
+        except BackendError as err:  # the backend is down: skip straight to the fallback
+            if not settings.llm.fallback_to_extractive:
+                raise
+            chat, fallback_reason = None, str(err)
+        if answer.translated_query:
+            hits = _search(assistant, answer, k)
+            checker = _checker(assistant, hits)
 
     kept: list[Any] = []
     if chat is not None:
@@ -250,6 +259,32 @@ def answer_stream(
     yield _finish(answer, t0)
 
 
+def _search(assistant: Assistant, answer: Answer, k: int | None) -> list[SearchHit]:
+    """Passages for the question (and its translation, once made); timed."""
+    t = time.perf_counter()
+    also = [answer.translated_query] if answer.translated_query else []
+    hits = assistant.retriever.search(answer.searched_for, k or assistant.settings.retrieval.k, also=also)
+    answer.timings["retrieval"] = answer.timings.get("retrieval", 0.0) + time.perf_counter() - t
+    answer.passages = hits
+    return hits
+
+
+def _checker(assistant: Assistant, hits: list[SearchHit]) -> SupportChecker:
+    # The retriever already embedded these passages' sentences for its re-score.
+    return SupportChecker(hits, assistant.embedder, assistant.retriever.sentence_vectors([h.chunk for h in hits]))
+
+
+def _translation(assistant: Assistant, chat: BaseChatModel, answer: Answer, lang: str) -> str | None:
+    """The question in the articles' other language, when they have one (timed)."""
+    targets = [x for x in assistant.corpus_languages() if x != lang and x in SUPPORTED]
+    if not targets:
+        return None
+    t = time.perf_counter()
+    translation = translate_question(chat, answer.searched_for, lang, targets[0], assistant.settings.llm.timeout_s)
+    answer.timings["translation"] = time.perf_counter() - t
+    return translation
+
+
 def _generate(
     chat: BaseChatModel,
     answer: Answer,
@@ -273,6 +308,8 @@ def _generate(
     gen = _Generation(chat, cfg.timeout_s, answer.timings, t0)
     for retry in (False, True):
         draft = ""
+        # The question only, not its translation: on the article dev set, an imperfect
+        # translation beside it misled the small model (d06).
         for piece in gen.stream(answer_messages(answer.searched_for, shown, lang, retry), **kwargs):
             draft += piece
             yield piece

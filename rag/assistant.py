@@ -65,6 +65,11 @@ class Assistant:
             assert self._retriever is not None
             return self._retriever
 
+    def corpus_languages(self) -> list[str]:
+        """Languages of the indexed articles."""
+        _ = self.retriever  # indexes on first use
+        return self.last_sync.languages if self.last_sync else []
+
     # public API ------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:
         """Top-k passages for ``query`` with scores, metadata and char spans."""

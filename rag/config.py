@@ -71,6 +71,9 @@ class RetrievalSettings(BaseModel):
     rerank_k: int = Field(10, ge=0)
     sentence_weight: float = Field(1.0, ge=0)
     max_query_chars: int = Field(2000, ge=10)
+    # When the articles include a language other than the question's, the chat
+    # model translates the question and both wordings are searched (rag/translate.py).
+    translate_query: bool = True
     # Below this cosine between the question and the best retrieved sentence,
     # the question is refused without calling the LLM (see rag/answerability.py).
     min_relevance: float = 0.765

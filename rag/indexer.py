@@ -28,6 +28,8 @@ class SyncReport:
     chunks: int = 0
     embedded_chunks: int = 0
     skipped: list[str] = field(default_factory=list)
+    # Languages of the indexed articles (for translating questions).
+    languages: list[str] = field(default_factory=list)
 
 
 def load_documents(settings: Settings) -> tuple[list[Document], list[str]]:
@@ -46,6 +48,10 @@ def load_documents(settings: Settings) -> tuple[list[Document], list[str]]:
             continue
         docs.setdefault(doc.doc_id, doc)
     return list(docs.values()), skipped
+
+
+def _languages(docs: list[Document]) -> list[str]:
+    return sorted({d.language for d in docs})
 
 
 def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Document]) -> Manifest:
@@ -85,7 +91,7 @@ def sync_index(
             log.warning("%s; rebuilding", err)
             reason, old = f"index damaged: {err}", None
     if reason is None and old is not None:
-        return old, SyncReport("loaded", None, len(docs), len(old), 0, skipped)
+        return old, SyncReport("loaded", None, len(docs), len(old), 0, skipped, _languages(docs))
 
     store = VectorStore(embedder.dim)
     kept_ids: set[str] = set()
@@ -99,4 +105,4 @@ def sync_index(
         store.add(new_chunks, _embed_chunks(embedder, new_chunks, progress))
     store.save(folder, want)
     action = "updated" if old is not None else "rebuilt"
-    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped)
+    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped, _languages(docs))

@@ -90,3 +90,26 @@ LANGUAGE_RETRY = {
     "it": "Attenzione: la risposta deve essere scritta in italiano.",
     "en": "Important: the answer must be written in English.",
 }
+
+# Question translation for retrieval across languages (rag/translate.py). Small
+# models answer a question instead of translating it unless shown otherwise, so
+# a few invented examples go first, as earlier turns of the chat.
+TRANSLATE_SYSTEM = {
+    "it": (
+        "Sei un traduttore. Traduci la domanda dall'inglese all'italiano, parola per parola. "
+        "Non rispondere alla domanda: scrivi solo la domanda tradotta."
+    ),
+    "en": (
+        "You are a translator. Translate the question from Italian into English, word for word. "
+        "Do not answer the question: write only the translated question."
+    ),
+}
+
+TRANSLATE_EXAMPLES = (  # (English, Italian)
+    ("Who founded the company in 1998?", "Chi ha fondato la società nel 1998?"),
+    ("What river flows through the city of Lyon?", "Quale fiume attraversa la città di Lione?"),
+    (
+        "How many people lived in the region in the 19th century?",
+        "Quante persone vivevano nella regione nel XIX secolo?",
+    ),
+)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -84,44 +85,56 @@ class HybridRetriever:
         with self._lock:
             return [self._sentences[c.chunk_id] for c in chunks]
 
-    def _sentence_rescore(self, order: np.ndarray, fused: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+    def _sentence_rescore(self, order: np.ndarray, fused: np.ndarray, qvecs: np.ndarray) -> np.ndarray:
         """Top candidates get ``sentence_weight`` x their best sentence cosine added, and are re-sorted."""
         n = min(self.cfg.rerank_k, len(order))
         if n <= 1 or self.cfg.sentence_weight <= 0:
             return order
         head = order[:n]
         sentences = self.sentence_vectors([self.store.chunks[p] for p in head])
-        best = np.array([float(np.max(vecs @ qvec)) for _, vecs in sentences])
+        best = np.array([float(np.max(vecs @ qvecs.T)) for _, vecs in sentences])
         fused[head] = fused[head] + self.cfg.sentence_weight * best
         head = head[np.argsort(-fused[head], kind="stable")]
         return np.concatenate([head, order[n:]])
 
     # search -----------------------------------------------------------------------
-    def search(self, query: str, k: int | None = None, mode: str | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str, k: int | None = None, mode: str | None = None, also: Sequence[str] = ()
+    ) -> list[SearchHit]:
+        """Top-k chunks for ``query``.
+
+        ``also`` holds other wordings of the same question (a translation into
+        the articles' language): every score is averaged over all wordings, and
+        a hit's reported dense and BM25 scores stay those of ``query``.
+        """
         k = k or self.cfg.k
         mode = mode or self.cfg.mode
         if not len(self.store):
             return []
-        qvec = self.embedder.encode_queries([query])[0]
-        dense_all = self._vectors @ qvec
+        queries = [query, *(q for q in also if q and q != query)]
+        qvecs = self.embedder.encode_queries(queries)
+        dense_each = qvecs @ self._vectors.T
+        dense_all = dense_each[0]
         bm25_all: np.ndarray | None = None
         if mode == "dense":
-            fused = dense_all.astype(np.float64)
+            fused = dense_each.mean(axis=0).astype(np.float64)
             order = np.argsort(-fused, kind="stable")
         else:
-            lexical = self._bm25().scores(query)
-            bm25_all = lexical.scores
+            lexical = [self._bm25().scores(q) for q in queries]
+            bm25_all = lexical[0].scores
+            bm25_mean = np.mean([x.scores for x in lexical], axis=0)
             if mode == "bm25":
-                fused = bm25_all.astype(np.float64)
+                fused = bm25_mean.astype(np.float64)
                 order = np.flatnonzero(fused > 0)
                 order = order[np.argsort(-fused[order], kind="stable")]
             elif self.cfg.fusion == "rrf":
-                fused, order = self._rrf(dense_all, bm25_all)
+                fused, order = self._rrf(dense_each.mean(axis=0), bm25_mean)
             else:
-                fused = self.cfg.dense_weight * dense_all + self.cfg.bm25_weight * lexical.normalized
+                normalized = np.mean([x.normalized for x in lexical], axis=0)
+                fused = self.cfg.dense_weight * dense_each.mean(axis=0) + self.cfg.bm25_weight * normalized
                 fused = fused.astype(np.float64)
                 order = np.argsort(-fused, kind="stable")
-                order = self._sentence_rescore(order, fused, qvec)
+                order = self._sentence_rescore(order, fused, qvecs)
         return [
             SearchHit(
                 chunk=self.store.chunks[pos],

@@ -119,6 +119,8 @@ class Answer:
     # Best question/sentence cosine among the passages (the refusal signal).
     relevance: float | None = None
     searched_for: str = ""
+    # The question translated into the articles' language, searched beside it.
+    translated_query: str | None = None
     note: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -126,6 +128,7 @@ class Answer:
         return {
             "question": self.question,
             "searched_for": self.searched_for,
+            "translated_query": self.translated_query,
             "answer": self.text,
             "language": self.language,
             "answerable": self.answerable,

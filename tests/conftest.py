@@ -24,12 +24,17 @@ DEV_QUESTIONS = SHARED / "bench" / "article_dev.jsonl"
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
-    """Settings for a private home that reuses the prepared models."""
+    """Settings for a private home that reuses the prepared models.
+
+    Question translation is off unless asked for: with it, a fake chat model's
+    first scripted reply would go to the translation step of English questions.
+    """
     (home / "docs_store").mkdir(parents=True, exist_ok=True)
     return Settings(
         home=home,
         embedding={"model": str(REPO / DEFAULT_E5_DIR)},
         llm={"model_path": str(REPO / DEFAULT_GGUF), **overrides.pop("llm", {})},  # type: ignore[dict-item]
+        retrieval={"translate_query": False, **overrides.pop("retrieval", {})},  # type: ignore[dict-item]
         **overrides,
     )
 
@@ -58,6 +63,14 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def assistant(shared_home: Path) -> Assistant:
     """A real assistant (real e5 model, real FAISS index) over the seed article."""
     a = Assistant(make_settings(shared_home))
+    a.index(progress=False)
+    return a
+
+
+@pytest.fixture(scope="session")
+def product_assistant(shared_home: Path) -> Assistant:
+    """The seed article with the product's defaults (question translation on)."""
+    a = Assistant(make_settings(shared_home, retrieval={"translate_query": True}))
     a.index(progress=False)
     return a
 

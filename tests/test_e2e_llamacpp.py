@@ -1,5 +1,6 @@
 """End to end with the embedded model: real e5 embeddings, real FAISS index,
-real Qwen2.5-1.5B through llama.cpp (grammar-constrained)."""
+real Qwen2.5-1.5B through llama.cpp (grammar-constrained), product defaults
+(English questions are translated for retrieval)."""
 
 from __future__ import annotations
 
@@ -14,27 +15,29 @@ def _question(dev: list[dict], qid: str) -> dict:
     return next(q for q in dev if q["id"] == qid)
 
 
-@pytest.mark.parametrize("qid", ["d03", "d02"])
+@pytest.mark.parametrize("qid", ["d03", "d02", "d06"])
 def test_answers_in_the_question_language_citing_the_gold_passage(
-    assistant: Assistant, dev_questions: list[dict], qid: str
+    product_assistant: Assistant, dev_questions: list[dict], qid: str
 ) -> None:
     q = _question(dev_questions, qid)
-    a = assistant.ask(q["q"], backend="llamacpp")
+    a = product_assistant.ask(q["q"], backend="llamacpp")
     assert a.backend == "llamacpp" and not a.fell_back, a.fallback_reason
     assert a.language == q["lang"] and a.answerable
     for group in q["expect_any"]:
         assert any(alt in a.text.lower() for alt in group), a.text
     assert any(q["gold"] in c.passage for c in a.citations), a.citations
     assert "first_token" in a.timings
+    # English questions meet the Italian article in Italian too.
+    assert (a.translated_query is not None) == (q["lang"] == "en"), a.translated_query
 
 
-def test_unanswerable_is_refused(assistant: Assistant, dev_questions: list[dict]) -> None:
+def test_unanswerable_is_refused(product_assistant: Assistant, dev_questions: list[dict]) -> None:
     q = _question(dev_questions, "d09")
-    a = assistant.ask(q["q"], backend="llamacpp")
+    a = product_assistant.ask(q["q"], backend="llamacpp")
     assert not a.answerable and not a.citations and a.language == "it"
     assert "non contengono" in a.text
 
 
-def test_population_of_pyongyang_is_not_invented(assistant: Assistant) -> None:
-    a = assistant.ask("What is the population of Pyongyang?", backend="llamacpp")
+def test_population_of_pyongyang_is_not_invented(product_assistant: Assistant) -> None:
+    a = product_assistant.ask("What is the population of Pyongyang?", backend="llamacpp")
     assert not a.answerable and not a.citations and not any(ch.isdigit() for ch in a.text)

@@ -105,6 +105,12 @@ def test_answer_message_shows_rewritten_query_and_note() -> None:
     assert "Cercato" not in answer_html(_answer(searched_for="Chi ha firmato?"), "it")
 
 
+def test_answer_message_shows_the_question_translation() -> None:
+    answer = _answer(searched_for="Chi ha firmato?")
+    answer.translated_query = "Who <signed>?"
+    assert "Cercato: «Who &lt;signed&gt;?»" in answer_html(answer, "it")
+
+
 def test_articles_description_and_model_info() -> None:
     docs = [{"doc_id": "d", "title": "A <b>", "date": None, "language": "it", "passages": 7}]
     html = articles_html(docs, "en")

@@ -144,10 +144,11 @@ def answer_html(answer: Answer, lang: str) -> str:
     """The chat message of a final answer: text with badges, then what was searched and notes."""
     lines = [with_badges(answer.text, answer.citations)]
     meta = []
-    if answer.searched_for and answer.searched_for.strip() != answer.question.strip():
-        meta.append(
-            f'<span class="searched-for">{esc(label(lang, "searched_for"))}: «{esc(answer.searched_for)}»</span>'
-        )
+    searched = [answer.searched_for] if answer.searched_for.strip() != answer.question.strip() else []
+    searched += [answer.translated_query] if answer.translated_query else []
+    if searched:
+        wordings = " · ".join(f"«{esc(s)}»" for s in searched)
+        meta.append(f'<span class="searched-for">{esc(label(lang, "searched_for"))}: {wordings}</span>')
     if answer.note:
         meta.append(f'<span class="answer-note">{esc(answer.note)}</span>')
     if meta:

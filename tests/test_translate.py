@@ -1,0 +1,117 @@
+"""Question translation for cross-language retrieval: validation, retrieval with
+two wordings, and the answer pipeline's use of it (fake chat models)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import Field
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+
+from rag import Assistant
+from rag.translate import acceptable, translate_question, translation_messages
+
+QUESTION_EN = "Who signed the mutual defence pact?"
+QUESTION_IT = "Chi ha firmato il patto di mutua difesa?"
+
+
+class Recording(GenericFakeChatModel):
+    """Replies from a script and keeps every prompt it was sent."""
+
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
+        self.prompts.append(messages)
+        yield from super()._stream(messages, *a, **k)
+
+
+def recording(*replies: str) -> Recording:
+    return Recording(messages=iter([AIMessage(r) for r in replies]), prompts=[])
+
+
+class Exploding(GenericFakeChatModel):
+    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
+        raise ConnectionRefusedError("connection refused by 127.0.0.1:9")
+        yield ChatGenerationChunk(message=AIMessageChunk(content=""))
+
+
+def test_prompt_has_examples_in_both_directions() -> None:
+    to_it = translation_messages(QUESTION_EN, "en", "it")
+    assert to_it[0].type == "system" and "italiano" in str(to_it[0].content)
+    assert [m.type for m in to_it[1:-1]] == ["human", "ai"] * 3 and to_it[-1].content == QUESTION_EN
+    assert str(to_it[1].content).startswith("Who founded") and str(to_it[2].content).startswith("Chi ha fondato")
+    to_en = translation_messages(QUESTION_IT, "it", "en")
+    assert str(to_en[1].content).startswith("Chi ha fondato") and str(to_en[2].content).startswith("Who founded")
+
+
+@pytest.mark.parametrize(
+    ("translation", "ok"),
+    [
+        (QUESTION_IT, True),
+        ("", False),
+        (QUESTION_EN, False),  # unchanged
+        ("Who signed the pact with Russia in June?", False),  # English, not Italian
+        ("Putin ha firmato il patto [1].", False),  # an answer with a citation
+        ("Il patto è stato firmato da Putin e Kim Jong-un a Pyongyang, durante la visita di Stato del "
+         "presidente russo, che ha incluso una parata militare e numerosi incontri ufficiali.", False),  # too long
+        ("Chi ha firmato?\nPutin.", False),
+    ],
+)
+def test_acceptable_translations(translation: str, ok: bool) -> None:
+    assert acceptable(QUESTION_EN, translation, "it") is ok
+
+
+def test_translate_question_uses_the_model_and_validates() -> None:
+    chat = recording(f"«{QUESTION_IT}»")
+    assert translate_question(chat, QUESTION_EN, "en", "it") == QUESTION_IT
+    assert len(chat.prompts) == 1 and chat.prompts[0][-1].content == QUESTION_EN
+    assert translate_question(recording("Putin and Kim Jong-un signed it."), QUESTION_EN, "en", "it") is None
+    same = recording("unused")
+    assert translate_question(same, QUESTION_IT, "it", "it") is None and not same.prompts
+
+
+def test_search_with_a_translation_keeps_the_question_scores(assistant: Assistant) -> None:
+    alone = assistant.retriever.search(QUESTION_EN, k=7)
+    both = assistant.retriever.search(QUESTION_EN, k=7, also=[QUESTION_IT])
+    assert "Putin ha firmato un accordo di mutua difesa" in both[0].text
+    # Reported dense scores stay those of the question; the fused ranking score changes.
+    dense = {h.chunk_id: h.dense_score for h in alone}
+    assert all(h.dense_score == pytest.approx(dense[h.chunk_id]) for h in both)
+    assert [h.score for h in both] != [h.score for h in alone]
+
+
+def test_english_question_over_italian_articles_is_translated(product_assistant: Assistant) -> None:
+    chat = recording(QUESTION_IT, "Putin signed the pact with Kim Jong-un [1].")
+    a = product_assistant.ask(QUESTION_EN, chat=chat)
+    assert a.translated_query == QUESTION_IT and a.answerable and not a.fell_back
+    assert "translation" in a.timings and a.to_dict()["translated_query"] == QUESTION_IT
+    # The translation serves retrieval; the answering prompt has the question as asked.
+    prompt = str(chat.prompts[1][-1].content)
+    assert QUESTION_EN in prompt and QUESTION_IT not in prompt
+
+
+def test_question_in_the_articles_language_is_not_translated(product_assistant: Assistant) -> None:
+    chat = recording("Putin ha firmato il patto con Kim Jong-un [1].")
+    a = product_assistant.ask(QUESTION_IT, chat=chat)
+    assert a.translated_query is None and len(chat.prompts) == 1 and a.answerable
+
+
+def test_bad_translation_is_ignored(product_assistant: Assistant) -> None:
+    chat = recording("Putin did. [1]", "Putin signed the pact with Kim Jong-un [1].")
+    a = product_assistant.ask(QUESTION_EN, chat=chat)
+    assert a.translated_query is None and a.answerable and not a.fell_back
+
+
+def test_refused_questions_are_not_translated(product_assistant: Assistant) -> None:
+    chat = recording()  # any call would fail: the script is empty
+    a = product_assistant.ask("How old is Kim Jong-un?", chat=chat)
+    assert not a.answerable and not chat.prompts
+
+
+def test_backend_down_at_translation_falls_back_once(product_assistant: Assistant) -> None:
+    a = product_assistant.ask(QUESTION_EN, chat=Exploding(messages=iter([])))
+    assert a.fell_back and "connection refused" in (a.fallback_reason or "") and a.citations

@@ -1,7 +1,7 @@
 """`rag eval` on small samples, so it cannot silently break (real models, ~1-2 min).
 
 `rag eval all` runs every retrieval method on a 60-paragraph slice of SQuAD-it
-with 20 questions, article QA on the dev file and the answer benchmark on 3
+with 20 questions (the English ones translated by the embedded model), article QA on the dev file and the answer benchmark on 3
 questions, all with the extractive backend. Reports and caches go to
 temporary folders.
 """
@@ -43,7 +43,7 @@ def test_eval_all_small_sample(out: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     # Retrieval: every method, both languages, sane metrics.
     table = totals["retrieval"]
-    assert set(table) == {"hybrid", "bm25", "dense-e5", "dense-minilm"}
+    assert set(table) == {"hybrid-translated", "hybrid", "bm25", "dense-e5", "dense-minilm"}
     for by_lang in table.values():
         assert set(by_lang) == {"it", "en"}
         for metrics in by_lang.values():
@@ -51,6 +51,10 @@ def test_eval_all_small_sample(out: Path, capsys: pytest.CaptureFixture[str]) ->
             assert 0 <= metrics["mrr"] <= 1.0
     # Even on a small slice the product's retriever must be clearly useful in both languages.
     assert table["hybrid"]["it"]["recall@5"] >= 0.8 and table["hybrid"]["en"]["recall@5"] >= 0.8
+    # Italian questions are not translated (the corpus is Italian); English ones were, by the real model.
+    assert table["hybrid-translated"]["it"] == table["hybrid"]["it"]
+    assert table["hybrid-translated"]["en"]["recall@5"] >= 0.8
+    assert len(list((out / "cache" / "translations").glob("llamacpp-*.jsonl"))) == 1
 
     # Article QA with the extractive backend.
     t = totals["article"]["extractive"]
@@ -73,7 +77,7 @@ def test_eval_all_small_sample(out: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [r["id"] for r in rows] == [f"d{i:02d}" for i in range(1, 11)]
     assert json.loads((report / "eval-answers.json").read_text())["paragraphs"] == 60
     page = (report / "eval-report.md").read_text()
-    assert "| hybrid (ours" in page and "## Article QA" in page and "## Answers" in page
+    assert "| hybrid + question translation (ours" in page and "## Article QA" in page and "## Answers" in page
     assert (report / "recall_at_k.png").stat().st_size > 10_000
     # Eval indexes into its own folders; embeddings are cached as .npy, no pickles.
     assert (out / "cache" / "article" / "index" / "manifest.json").exists()
@@ -87,7 +91,7 @@ def test_eval_retrieval_human_output(out: Path, capsys: pytest.CaptureFixture[st
             "--cache", str(out / "cache"), "--no-report", "--quiet"]
     assert run(argv) == 0
     printed = capsys.readouterr().out
-    assert "hybrid (ours: BM25 + e5)" in printed and "BM25 alone" in printed and "MiniLM" not in printed
+    assert "hybrid without translation (BM25 + e5)" in printed and "BM25 alone" in printed and "MiniLM" not in printed
 
 
 def test_eval_bad_input_files(tmp_path: Path) -> None:

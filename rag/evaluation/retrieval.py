@@ -9,6 +9,7 @@ keyed by model id and a hash of the exact texts, so reruns skip the model.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -24,6 +25,7 @@ from ..chunking import chunk_document
 from ..citations import passage_sentences
 from ..config import EmbeddingSettings, RetrievalSettings, Settings
 from ..embed import Embedder, get_embedder
+from ..errors import RagError
 from ..retrieve import HybridRetriever
 from ..types import Chunk, Document
 from ..vector_store import VectorStore
@@ -33,17 +35,23 @@ from .scoring import dedupe_ranking, gold_rank, mean_reciprocal_rank, recall_at_
 LANGS = ("it", "en")
 # Method name -> (embedding model key, retriever mode).
 METHODS: dict[str, tuple[str, str]] = {
+    "hybrid-translated": ("default", "hybrid"),
     "hybrid": ("default", "hybrid"),
     "bm25": ("default", "bm25"),
     "dense-e5": ("default", "dense"),
     "dense-minilm": ("minilm", "dense"),
 }
 METHOD_LABELS = {
-    "hybrid": "hybrid (ours: BM25 + e5)",
+    "hybrid-translated": "hybrid + question translation (ours, default)",
+    "hybrid": "hybrid without translation (BM25 + e5)",
     "bm25": "BM25 alone",
     "dense-e5": "dense e5-small alone",
     "dense-minilm": "dense all-MiniLM-L6-v2 (LangChain tutorial default)",
 }
+# Methods that search a question's translation beside it, for questions not in
+# the corpus language (Italian questions are searched as they are, as in the product).
+TRANSLATED = frozenset({"hybrid-translated"})
+CORPUS_LANGUAGE = "it"
 # Chunks fetched per question: enough for >= 10 distinct paragraphs.
 SEARCH_DEPTH_CHUNKS = 60
 
@@ -212,8 +220,10 @@ class MethodResult:
         return {k: round(v, 4) for k, v in out.items()}
 
 
-def rank_paragraphs(retriever: HybridRetriever, query: str, mode: str, depth: int = SEARCH_DEPTH_CHUNKS) -> list[str]:
-    return dedupe_ranking(h.doc_id for h in retriever.search(query, k=depth, mode=mode))
+def rank_paragraphs(
+    retriever: HybridRetriever, query: str, mode: str, depth: int = SEARCH_DEPTH_CHUNKS, also: Sequence[str] = ()
+) -> list[str]:
+    return dedupe_ranking(h.doc_id for h in retriever.search(query, k=depth, mode=mode, also=also))
 
 
 def run_method(
@@ -224,12 +234,16 @@ def run_method(
     lang: str,
     ks: tuple[int, ...],
     progress: bool = True,
+    translations: dict[str, str | None] | None = None,
 ) -> MethodResult:
+    """Ranks of the gold paragraphs; ``translations`` maps a question to its translation."""
     t = time.perf_counter()
     ranks: list[int | None] = []
     per_q = []
     for q in tqdm(questions, desc=f"{method} {lang}", disable=not progress, leave=False):
-        ranked = rank_paragraphs(retriever, q.question(lang), mode)
+        text = q.question(lang)
+        translated = (translations or {}).get(text)
+        ranked = rank_paragraphs(retriever, text, mode, also=[translated] if translated else [])
         r = gold_rank(ranked, q.pid)
         # Ranks beyond the cut-off count as misses (MRR@depth).
         r = r if r is not None and r <= max(ks) else None
@@ -299,16 +313,70 @@ def evaluate_retrieval(
             lookup,  # type: ignore[arg-type]
             cfg.model_copy(update={"mode": "hybrid" if set(modes) - {"dense"} else "dense"}),
         )
+        translations: dict[str, str | None] = {}
+        if TRANSLATED & set(methods) and model_key == "default":
+            t = time.perf_counter()
+            try:
+                translations = question_translations(settings, questions, cache_dir, progress, log)
+            except RagError as err:  # no chat model here: report the other methods
+                log(f"question translation unavailable, skipping {', '.join(sorted(TRANSLATED))}: {err}")
+                methods = [m for m in methods if m not in TRANSLATED]
+            made = [x for x in translations.values() if x]
+            lookup.add(made, cached_encode(cache_dir, embedder, made, queries=True, progress=progress), queries=True)
+            timings["translations"] = time.perf_counter() - t
         for method in methods:
             if METHODS[method][0] != model_key:
                 continue
             for lang in LANGS:
-                res = run_method(method, retriever, METHODS[method][1], questions, lang, ks, progress)
+                use = translations if method in TRANSLATED and lang != CORPUS_LANGUAGE else None
+                res = run_method(method, retriever, METHODS[method][1], questions, lang, ks, progress, use)
                 timings[f"{method}[{lang}]"] = res.seconds
                 results.append(res)
                 tot = res.totals()
                 log(f"{method:>12} {lang}: R@1 {tot['recall@1']:.3f}  R@5 {tot['recall@5']:.3f}  MRR {tot['mrr']:.3f}")
     return RetrievalRun(results, len(corpus), len(chunks), len(questions), timings)
+
+
+def question_translations(
+    settings: Settings,
+    questions: Sequence[SquadQuestion],
+    cache_dir: Path,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, str | None]:
+    """Every non-Italian question translated by the configured chat model, as the product does.
+
+    Translations are appended to a JSON-lines cache keyed by backend, model and
+    prompt, so an interrupted run resumes and reruns cost nothing.
+    """
+    from ..llm import create_chat_model
+    from ..prompts import TRANSLATE_EXAMPLES, TRANSLATE_SYSTEM
+    from ..translate import translate_question
+
+    cfg = settings.llm
+    model = cfg.model_path if cfg.backend == "llamacpp" else f"{cfg.openai_base_url} {cfg.openai_model}"
+    key = hashlib.sha256(repr((cfg.backend, model, TRANSLATE_SYSTEM, TRANSLATE_EXAMPLES)).encode()).hexdigest()[:16]
+    path = cache_dir / "translations" / f"{cfg.backend}-{key}.jsonl"
+    done: dict[str, str | None] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                done[row["q"]] = row["t"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by an interrupted run
+    texts = list(dict.fromkeys(q.question(lang) for q in questions for lang in LANGS if lang != CORPUS_LANGUAGE))
+    todo = [t for t in texts if t not in done]
+    if todo:
+        log(f"translating {len(todo)} questions with the {cfg.backend} model (cached in {path})")
+        chat = create_chat_model(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            for text in tqdm(todo, desc="translating questions", disable=not progress, leave=False):
+                done[text] = translate_question(chat, text, "en", CORPUS_LANGUAGE, cfg.timeout_s)
+                f.write(json.dumps({"q": text, "t": done[text]}, ensure_ascii=False) + "\n")
+                f.flush()
+    return {t: done[t] for t in texts}
 
 
 def subset(

@@ -60,8 +60,9 @@ def _print_answer(answer: Any) -> None:
             where = c.title + (f", {c.date}" if c.date else "")
             print(f"  [{c.number}] {where} (chars {c.start}-{c.end})")
             print(textwrap.indent(textwrap.fill(f"«{c.quote}»", 96), "      "))
+    also = f"; also searched for «{answer.translated_query}»" if answer.translated_query else ""
     print(f"\n[{answer.backend}{', fell back: ' + answer.fallback_reason if answer.fell_back else ''}"
-          f"; {answer.timings.get('total', 0):.1f}s]", file=sys.stderr)
+          f"{also}; {answer.timings.get('total', 0):.1f}s]", file=sys.stderr)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

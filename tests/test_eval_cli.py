@@ -1,8 +1,9 @@
 """`rag eval` on small samples, so it cannot silently break (real models, ~1-2 min).
 
 `rag eval all` runs every retrieval method on a 60-paragraph slice of SQuAD-it
-with 20 questions (the English ones translated by the embedded model), article QA on the dev file and the answer benchmark on 3
-questions, all with the extractive backend. Reports and caches go to
+with 20 questions (the English ones translated by the embedded model), article
+QA on the dev file and the answer benchmark on 3 questions, all with the
+extractive backend. Reports and caches go to
 temporary folders.
 """
 

@@ -23,7 +23,7 @@ from .citations import SupportChecker, parse_claims, render, verify_claims
 from .errors import BackendError, RagError
 from .extractive import extractive_claims
 from .language import LANGUAGE_NAMES, SUPPORTED, choose_answer_language, detect_language
-from .llm import LlamaCppChat, create_chat_model
+from .llm import LlamaCppChat, TimedGeneration, create_chat_model
 from .prompts import (
     ANSWER_SYSTEM,
     ANSWER_USER,
@@ -93,28 +93,6 @@ def answer_messages(question: str, hits: list[SearchHit], language: str, retry: 
     ]
 
 
-class _Generation:
-    """Streams one chat completion under a deadline, recording time to first token."""
-
-    def __init__(self, chat: BaseChatModel, timeout_s: float, timings: dict[str, float], t0: float) -> None:
-        self.chat, self.timeout_s, self.timings, self.t0 = chat, timeout_s, timings, t0
-
-    def stream(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[str]:
-        deadline = time.perf_counter() + self.timeout_s
-        try:
-            for chunk in self.chat.stream(messages, **kwargs):
-                piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
-                if piece:
-                    self.timings.setdefault("first_token", time.perf_counter() - self.t0)
-                    yield piece
-                if time.perf_counter() > deadline:
-                    raise BackendError(f"the language model took longer than {self.timeout_s:.0f}s")
-        except RagError:
-            raise
-        except Exception as err:
-            raise BackendError(f"{type(err).__name__}: {err}") from err
-
-
 _FOLLOW_UP_WORDS = frozenset(
     """lui lei loro esso essa essi esse questo questa questi queste quello quella quelli quelle ciò
     suo sua suoi sue gli ne he she him her his hers they them their theirs it its this that these
@@ -153,7 +131,7 @@ def condense_question(
         if isinstance(chat, LlamaCppChat):
             kwargs["grammar"] = CONDENSE_GRAMMAR
         try:
-            gen = _Generation(chat, timeout_s, {}, time.perf_counter())
+            gen = TimedGeneration(chat, timeout_s, {}, time.perf_counter())
             lines = "".join(gen.stream(messages, **kwargs)).strip().splitlines()
             rewritten = lines[0].strip().strip('"«»') if lines else ""
             if 5 <= len(rewritten) <= 300 and rewritten.endswith("?"):
@@ -305,7 +283,7 @@ def _generate(
     kwargs: dict[str, Any] = {}
     if isinstance(chat, LlamaCppChat) and cfg.use_grammar:
         kwargs["grammar"] = citation_grammar(len(shown))
-    gen = _Generation(chat, cfg.timeout_s, answer.timings, t0)
+    gen = TimedGeneration(chat, cfg.timeout_s, answer.timings, t0)
     for retry in (False, True):
         draft = ""
         # The question only, not its translation: on the article dev set, an imperfect

@@ -31,5 +31,9 @@ class BackendError(RagError):
     """The language-model backend failed (unreachable, timeout, bad output)."""
 
 
+class BackendTimeoutError(BackendError):
+    """The language model did not finish within ``llm.timeout_s``."""
+
+
 class ConfigError(RagError):
     """The settings are invalid."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, PrivateAttr
 
 from .config import DEFAULT_GGUF, Settings
-from .errors import BackendError, ModelNotFoundError
+from .errors import BackendError, BackendTimeoutError, ModelNotFoundError, RagError
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
@@ -121,6 +122,28 @@ class LlamaCppChat(BaseChatModel):
                         yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
             finally:
                 stream.close()
+
+
+class TimedGeneration:
+    """Streams one chat completion under a deadline, recording time to first token."""
+
+    def __init__(self, chat: BaseChatModel, timeout_s: float, timings: dict[str, float], t0: float) -> None:
+        self.chat, self.timeout_s, self.timings, self.t0 = chat, timeout_s, timings, t0
+
+    def stream(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[str]:
+        deadline = time.perf_counter() + self.timeout_s
+        try:
+            for chunk in self.chat.stream(messages, **kwargs):
+                piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)
+                if piece:
+                    self.timings.setdefault("first_token", time.perf_counter() - self.t0)
+                    yield piece
+                if time.perf_counter() > deadline:
+                    raise BackendTimeoutError(f"the language model took longer than {self.timeout_s:.0f}s")
+        except RagError:
+            raise
+        except Exception as err:
+            raise BackendError(f"{type(err).__name__}: {err}") from err
 
 
 def create_chat_model(settings: Settings, backend: str | None = None) -> BaseChatModel:

@@ -3,7 +3,8 @@
 Dense retrieval already crosses languages, but BM25 cannot: an English question
 shares only names and numbers with Italian text. The chat model translates the
 question into the articles' language and the retriever searches both wordings
-(on SQuAD-it dev, en→it recall@1 rose from 0.76 to 0.83 on 200 questions).
+(on the 800 SQuAD-it dev questions, en→it recall@1 rose from 0.755 to 0.774
+and recall@5 from 0.919 to 0.932).
 A translation that is empty, too long, in the wrong language or looks like an
 answer is dropped: retrieval then simply uses the question alone.
 """
@@ -16,9 +17,9 @@ from typing import Any
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from .errors import BackendError, RagError
+from .errors import BackendTimeoutError
 from .language import SUPPORTED, detect_language
-from .llm import LlamaCppChat
+from .llm import LlamaCppChat, TimedGeneration
 from .prompts import TRANSLATE_EXAMPLES, TRANSLATE_SYSTEM
 
 # One line, no citation brackets; the stop at a newline ends it.
@@ -53,16 +54,10 @@ def translate_question(
     kwargs: dict[str, Any] = {"max_tokens": MAX_TOKENS, "stop": ["\n"]}
     if isinstance(chat, LlamaCppChat):
         kwargs["grammar"] = TRANSLATE_GRAMMAR
-    deadline = time.perf_counter() + timeout_s
-    text = ""
     try:
-        for chunk in chat.stream(translation_messages(question, source, target), **kwargs):
-            text += chunk.text if isinstance(chunk.text, str) else str(chunk.content)
-            if time.perf_counter() > deadline:
-                return None
-    except RagError:
-        raise
-    except Exception as err:  # the answer step reports backend trouble; retrieval goes on
-        raise BackendError(f"{type(err).__name__}: {err}") from err
+        gen = TimedGeneration(chat, timeout_s, {}, time.perf_counter())
+        text = "".join(gen.stream(translation_messages(question, source, target), **kwargs))
+    except BackendTimeoutError:  # too slow to help: search with the question alone
+        return None
     text = text.strip().strip('"«»').strip()
     return text if acceptable(question, text, target) else None

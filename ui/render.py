@@ -144,7 +144,8 @@ def answer_html(answer: Answer, lang: str) -> str:
     """The chat message of a final answer: text with badges, then what was searched and notes."""
     lines = [with_badges(answer.text, answer.citations)]
     meta = []
-    searched = [answer.searched_for] if answer.searched_for.strip() != answer.question.strip() else []
+    rewritten = answer.searched_for and answer.searched_for.strip() != answer.question.strip()
+    searched = [answer.searched_for] if rewritten else []
     searched += [answer.translated_query] if answer.translated_query else []
     if searched:
         wordings = " · ".join(f"«{esc(s)}»" for s in searched)

@@ -321,8 +321,10 @@ def evaluate_retrieval(
             except RagError as err:  # no chat model here: report the other methods
                 log(f"question translation unavailable, skipping {', '.join(sorted(TRANSLATED))}: {err}")
                 methods = [m for m in methods if m not in TRANSLATED]
-            made = [x for x in translations.values() if x]
-            lookup.add(made, cached_encode(cache_dir, embedder, made, queries=True, progress=progress), queries=True)
+            else:
+                made = [x for x in translations.values() if x]
+                vectors = cached_encode(cache_dir, embedder, made, queries=True, progress=progress)
+                lookup.add(made, vectors, queries=True)
             timings["translations"] = time.perf_counter() - t
         for method in methods:
             if METHODS[method][0] != model_key:

@@ -11,12 +11,23 @@ from .documents import split_sections
 from .tokens import get_encoding
 from .types import Chunk, Document
 
-# Bumped whenever the chunking code changes what it produces; recorded in
-# the index manifest so an index built by older code is rebuilt.
-CHUNKER_VERSION = 2
+# Bumped whenever the chunking code changes what it produces or what gets
+# indexed of a chunk; recorded in the index manifest so an index built by
+# older code is rebuilt. 3: the dense vectors include the title and sub-heading.
+CHUNKER_VERSION = 3
 
 # Coarsest first: paragraphs, lines, sentences, clauses, words.
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+
+
+def indexed_text(chunk: Chunk) -> str:
+    """What both retrievers index: the passage under its article title and sub-heading.
+
+    The header tells a passage about "the treaty" in one article from one in
+    another; on SQuAD-it it lifted en→it recall@1 from 0.774 to 0.797 (it→it
+    0.826 to 0.833). Citations and the sentence re-score still use ``chunk.text``.
+    """
+    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
 
 
 @lru_cache(maxsize=4)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import CHUNKER_VERSION, chunk_document
+from .chunking import CHUNKER_VERSION, chunk_document, indexed_text
 from .config import Settings
 from .documents import iter_store
 from .embed import Embedder
@@ -64,7 +64,7 @@ def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Documen
 
 
 def _embed_chunks(embedder: Embedder, chunks: list[Chunk], progress: bool) -> np.ndarray:
-    return embedder.encode_passages([c.text for c in chunks], show_progress=progress and len(chunks) > 32)
+    return embedder.encode_passages([indexed_text(c) for c in chunks], show_progress=progress and len(chunks) > 32)
 
 
 def sync_index(

@@ -25,6 +25,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
+from .chunking import indexed_text
 from .citations import passage_sentences
 from .config import RetrievalSettings
 from .embed import Embedder
@@ -34,11 +35,6 @@ from .vector_store import VectorStore
 
 # Sentence vectors kept in memory (chunks); they are cheap to recompute.
 SENTENCE_CACHE_CHUNKS = 20_000
-
-
-def lexical_text(chunk: Chunk) -> str:
-    """What BM25 indexes: the passage plus its article title and sub-heading."""
-    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
 
 
 class HybridRetriever:
@@ -59,7 +55,7 @@ class HybridRetriever:
         with self._lock:
             if self._bm25_index is None:
                 self._bm25_index = BM25Index(
-                    [lexical_text(c) for c in self.store.chunks], k1=self.cfg.bm25_k1, b=self.cfg.bm25_b
+                    [indexed_text(c) for c in self.store.chunks], k1=self.cfg.bm25_k1, b=self.cfg.bm25_b
                 )
             return self._bm25_index
 

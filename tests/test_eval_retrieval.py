@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rag.chunking import indexed_text
 from rag.config import RetrievalSettings
 from rag.evaluation.data import Paragraph, SquadQuestion
 from rag.evaluation.retrieval import PrecomputedEmbedder, subset
 from rag.lexical import BM25Index, analyze
-from rag.retrieve import HybridRetriever, lexical_text
+from rag.retrieve import HybridRetriever
 from rag.types import Chunk
 from rag.vector_store import VectorStore
 
@@ -101,9 +102,9 @@ def test_sentence_rescore_uses_cached_vectors() -> None:
     assert spans and vectors.shape == (len(spans), 3)
 
 
-def test_bm25_indexes_title_and_heading() -> None:
+def test_indexed_text_has_title_and_heading() -> None:
     c = Chunk("d:0", "d", 0, "Un accordo di mutua difesa", None, "Il ruolo degli USA", 0, 5, "Testo")
-    assert lexical_text(c) == "Un accordo di mutua difesa\nIl ruolo degli USA\nTesto"
+    assert indexed_text(c) == "Un accordo di mutua difesa\nIl ruolo degli USA\nTesto"
 
 
 def test_precomputed_embedder_falls_back_to_the_model() -> None:

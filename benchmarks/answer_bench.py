@@ -30,10 +30,36 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
+def raw_llama_speed(prompt_tokens: int = 650, generate: int = 64) -> tuple[float, float]:
+    """llama.cpp alone on the configured GGUF: prompt and generation tokens per second.
+
+    The prompt is the seed article's first ``prompt_tokens`` tokens, about the
+    size of a real answer prompt (four passages + instructions).
+    """
+    from llama_cpp import Llama
+
+    from rag.config import Settings
+
+    cfg = Settings()
+    llm = Llama(model_path=str(cfg.resolve(cfg.llm.model_path)), n_ctx=cfg.llm.n_ctx,
+                n_threads=cfg.llm.n_threads or os.cpu_count() or 1, verbose=False)
+    article = next(cfg.resolve(cfg.docs_dir).glob("*.txt")).read_text(encoding="utf-8")
+    prompt = llm.detokenize(llm.tokenize(article.encode())[:prompt_tokens]).decode(errors="ignore")
+    t = time.perf_counter()
+    llm.create_completion(prompt, max_tokens=1, temperature=0)
+    read = time.perf_counter() - t
+    llm.reset()
+    t = time.perf_counter()
+    out = llm.create_completion(prompt, max_tokens=generate, temperature=0)
+    made = out["usage"]["completion_tokens"]
+    return prompt_tokens / read, made / max(1e-9, time.perf_counter() - t - read)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2, help="passes over the dev questions")
     ap.add_argument("--backend", default="llamacpp")
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw llama.cpp speed measurement")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from rag import Assistant
@@ -73,6 +99,9 @@ def main() -> None:
     print(f"| refusal time, warm (s) | {pct(refusals, .5):.2f} | {pct(refusals, .95):.2f} |")
     print(f"| cold `rag ask` incl. start-up (s) | {statistics.median(cold):.1f} | {max(cold):.1f} |")
     print(f"\npeak RAM: {peak_warm:.0f} MiB (warm process), {peak_cold:.0f} MiB (cold CLI process)")
+    if args.backend == "llamacpp" and not args.no_raw:
+        read, gen = raw_llama_speed()
+        print(f"raw llama.cpp: prompt {read:.0f} tok/s (650 tokens), generation {gen:.1f} tok/s")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,12 @@ import numpy as np
 
 from .embed import Embedder
 from .lexical import analyze
+from .sentences import sentence_spans
 from .types import Citation, SearchHit
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 # Citations written after the full stop ("… fine. [2]") move before it.
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
-# A sentence ends at . ! ? (with closing quotes) or at a line break (titles, headings).
-_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"»”’)]*|(?=\n)|$)")
 
 # Support thresholds, calibrated on hand-labelled claim/sentence pairs from the
 # seed article (true claims: cosine 0.81-0.90; invented ones: 0.73-0.79, a few
@@ -57,7 +55,8 @@ def parse_claims(text: str) -> list[Claim]:
     """Split a draft answer into sentences with their cited numbers."""
     text = _MARKERS_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text.strip())
     claims = []
-    for raw in _SENTENCE_BREAK.split(text):
+    for start, end in sentence_spans(text):
+        raw = text[start:end]
         cites = [int(n) for group in _MARKER.findall(raw) for n in re.split(r"[,;]", group)]
         clean = re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", raw)).strip()
         clean = re.sub(r"\s{2,}", " ", clean)
@@ -68,16 +67,7 @@ def parse_claims(text: str) -> list[Claim]:
 
 def passage_sentences(text: str) -> list[tuple[int, int]]:
     """Char spans of the sentences of a passage (whitespace trimmed)."""
-    spans = []
-    for m in _PASSAGE_SENTENCE.finditer(text):
-        start, end = m.start(), m.end()
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
-    return spans or [(0, len(text))]
+    return sentence_spans(text)
 
 
 def numbers_match(claim: str, sentence: str) -> bool:

@@ -1,0 +1,55 @@
+"""Sentence boundaries in passages and answers, aware of numbers, abbreviations and initials.
+
+A plain "split at . ! ?" cuts "22.392 km2", "St. Louis", "U.S.A." and "il 3.
+posto" in two, which breaks quoted citations and the sentence re-score. A
+sentence here ends at . ! ? (closing quotes and brackets included) followed by
+white space or the end, or at a line break (titles, headings), unless the word
+before a full stop is a known abbreviation or an initial, or the next word
+starts in lower case.
+"""
+
+from __future__ import annotations
+
+import re
+
+_END = re.compile(r"[.!?]+[\"»”’)\]]*(?=\s|$)|\n")
+_TOKEN_BEFORE = re.compile(r"[\w.]+$")
+_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Z]")
+# Italian and English abbreviations that take a full stop inside a sentence.
+ABBREVIATIONS = frozenset(
+    "st dr mr mrs ms jr sr prof dott dott.ssa sig sigg sig.ra ing avv on sen gen col mons card "
+    "ecc etc es ex cfr pag pagg art nr no vol cap fig ca vs approx e.g i.e".split()
+)
+
+
+def _is_end(text: str, m: re.Match[str]) -> bool:
+    if m.group() == "\n":
+        return True
+    if m.group().rstrip("\"»”’)]") != ".":  # "?", "!", "..." always end a sentence
+        return True
+    token = _TOKEN_BEFORE.search(text, 0, m.start())
+    word = token.group() if token else ""
+    if word.lower() in ABBREVIATIONS or _INITIALS.fullmatch(word):
+        return False
+    following = text[m.end() :].lstrip()
+    return not following or not following[0].islower()
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Char spans of the sentences of ``text``, white space trimmed; the whole text if none."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _END.finditer(text):
+        if _is_end(text, m):
+            spans.append((start, m.end()))
+            start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out or [(0, len(text))]

@@ -1,0 +1,43 @@
+"""Sentence boundaries: numbers, abbreviations, initials and ordinals do not end a sentence."""
+
+import pytest
+
+from rag.citations import parse_claims
+from rag.sentences import sentence_spans
+
+
+def _split(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("La superficie è di 22.392 km2. Il Reno scorre.", ["La superficie è di 22.392 km2.", "Il Reno scorre."]),
+        ("Vive a St. Louis dal 1990. Poi parte.", ["Vive a St. Louis dal 1990.", "Poi parte."]),
+        ("Il sig. Rossi e il Dott. Bianchi. Altro.", ["Il sig. Rossi e il Dott. Bianchi.", "Altro."]),
+        ("Gli U.S.A. hanno detto. Ok.", ["Gli U.S.A. hanno detto.", "Ok."]),
+        ("J. R. R. Tolkien scrisse. Fine.", ["J. R. R. Tolkien scrisse.", "Fine."]),
+        ("Arrivò 3. nella gara. Dopo.", ["Arrivò 3. nella gara.", "Dopo."]),
+        ("Nel 1990. 1991 fu diverso.", ["Nel 1990.", "1991 fu diverso."]),
+        ("Davvero? Sì! «Citazione.» Fine", ["Davvero?", "Sì!", "«Citazione.»", "Fine"]),
+        ("Titolo\nTesto uno. Testo due", ["Titolo", "Testo uno.", "Testo due"]),
+        ("Parla il presidente USA. Poi", ["Parla il presidente USA.", "Poi"]),
+    ],
+)
+def test_sentence_spans(text: str, expected: list[str]) -> None:
+    assert _split(text) == expected
+
+
+def test_spans_are_exact_and_trimmed() -> None:
+    text = "  Uno.   Due.  "
+    assert sentence_spans(text) == [(2, 6), (9, 13)]
+    assert sentence_spans("") == [(0, 0)]
+
+
+def test_answer_claims_keep_abbreviations_whole() -> None:
+    claims = parse_claims("Dr. Smith moved to St. Louis in 1990 [1]. The area is 22.392 km2 [2].")
+    assert [(c.text, c.cites) for c in claims] == [
+        ("Dr. Smith moved to St. Louis in 1990.", [1]),
+        ("The area is 22.392 km2.", [2]),
+    ]

@@ -15,10 +15,11 @@ import re
 _END = re.compile(r"[.!?]+[\"»”’)\]]*(?=\s|$)|\n")
 _TOKEN_BEFORE = re.compile(r"[\w.]+$")
 _INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Z]")
-# Italian and English abbreviations that take a full stop inside a sentence.
+# Italian and English abbreviations that take a full stop inside a sentence;
+# words that can also end one ("no", "art", "on", "cap") are left out.
 ABBREVIATIONS = frozenset(
-    "st dr mr mrs ms jr sr prof dott dott.ssa sig sigg sig.ra ing avv on sen gen col mons card "
-    "ecc etc es ex cfr pag pagg art nr no vol cap fig ca vs approx e.g i.e".split()
+    "st dr mr mrs ms jr sr prof dott dott.ssa sig sigg sig.ra ing avv sen gen mons "
+    "ecc etc es cfr pag pagg nr vol fig ca vs approx e.g i.e".split()
 )
 
 

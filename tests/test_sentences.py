@@ -23,6 +23,7 @@ def _split(text: str) -> list[str]:
         ("Davvero? Sì! «Citazione.» Fine", ["Davvero?", "Sì!", "«Citazione.»", "Fine"]),
         ("Titolo\nTesto uno. Testo due", ["Titolo", "Testo uno.", "Testo due"]),
         ("Parla il presidente USA. Poi", ["Parla il presidente USA.", "Poi"]),
+        ("Rispose di no. Poi parlò di art. Fine.", ["Rispose di no.", "Poi parlò di art.", "Fine."]),
     ],
 )
 def test_sentence_spans(text: str, expected: list[str]) -> None:

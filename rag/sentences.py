@@ -14,6 +14,9 @@ import re
 
 _END = re.compile(r"[.!?]+[\"»”’)\]]*(?=\s|$)|\n")
 _TOKEN_BEFORE = re.compile(r"[\w.]+$")
+# How far back to look for the word before a full stop: a fixed window keeps
+# the split linear in the text (searching from the start made it quadratic).
+_TOKEN_WINDOW = 32
 _INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Z]")
 # Italian and English abbreviations that take a full stop inside a sentence;
 # words that can also end one ("no", "art", "on", "cap") are left out.
@@ -28,7 +31,7 @@ def _is_end(text: str, m: re.Match[str]) -> bool:
         return True
     if m.group().rstrip("\"»”’)]") != ".":  # "?", "!", "..." always end a sentence
         return True
-    token = _TOKEN_BEFORE.search(text, 0, m.start())
+    token = _TOKEN_BEFORE.search(text, max(0, m.start() - _TOKEN_WINDOW), m.start())
     word = token.group() if token else ""
     if word.lower() in ABBREVIATIONS or _INITIALS.fullmatch(word):
         return False

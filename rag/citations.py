@@ -65,11 +65,6 @@ def parse_claims(text: str) -> list[Claim]:
     return claims
 
 
-def passage_sentences(text: str) -> list[tuple[int, int]]:
-    """Char spans of the sentences of a passage (whitespace trimmed)."""
-    return sentence_spans(text)
-
-
 def numbers_match(claim: str, sentence: str) -> bool:
     """Every number in the claim appears in the sentence (invented figures fail)."""
     found = set(_NUMBER.findall(sentence))
@@ -91,12 +86,12 @@ class SupportChecker:
         embedder: Embedder,
         sentences: list[tuple[list[tuple[int, int]], np.ndarray]] | None = None,
     ) -> None:
-        """``sentences``: per hit, (``passage_sentences`` spans, their passage vectors),
+        """``sentences``: per hit, (``sentence_spans`` spans, their passage vectors),
         e.g. the retriever's cache (``HybridRetriever.sentence_vectors``); computed here if None."""
         self.hits = hits
         self.embedder = embedder
         if sentences is None:
-            spans = [passage_sentences(h.text) for h in hits]
+            spans = [sentence_spans(h.text) for h in hits]
             flat = [h.text[s:e] for h, sp in zip(hits, spans, strict=True) for s, e in sp]
             vectors = embedder.encode_passages(flat) if flat else np.zeros((0, embedder.dim), np.float32)
         else:

@@ -26,10 +26,10 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 
 from .chunking import indexed_text
-from .citations import passage_sentences
 from .config import RetrievalSettings
 from .embed import Embedder
 from .lexical import BM25Index
+from .sentences import sentence_spans
 from .types import Chunk, SearchHit
 from .vector_store import VectorStore
 
@@ -63,12 +63,12 @@ class HybridRetriever:
     def sentence_vectors(self, chunks: list[Chunk]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """(sentence spans, passage-prompt vectors) of each chunk, computed once and cached.
 
-        Spans are ``citations.passage_sentences``, so the citation checker can reuse them.
+        Spans are ``sentences.sentence_spans``, so the citation checker can reuse them.
         """
         with self._lock:
             missing = [c for c in {c.chunk_id: c for c in chunks}.values() if c.chunk_id not in self._sentences]
         if missing:
-            spans = [passage_sentences(c.text) for c in missing]
+            spans = [sentence_spans(c.text) for c in missing]
             texts = [c.text[s:e] for c, sp in zip(missing, spans, strict=True) for s, e in sp]
             vectors = self.embedder.encode_passages(texts)
             with self._lock:

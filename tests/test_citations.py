@@ -1,5 +1,6 @@
 from rag.answer import citation_grammar, fit_passages
-from rag.citations import Claim, parse_claims, passage_sentences
+from rag.citations import Claim, parse_claims
+from rag.sentences import sentence_spans
 from rag.types import Chunk, SearchHit
 
 
@@ -23,15 +24,15 @@ def test_parse_claims_without_citations_and_noise() -> None:
     assert parse_claims("") == []
 
 
-def test_passage_sentences_spans() -> None:
+def test_sentence_spans_of_a_passage() -> None:
     text = 'Putin ha firmato. Kim ha offerto il suo "pieno sostegno". Fine'
-    spans = passage_sentences(text)
+    spans = sentence_spans(text)
     assert [text[s:e] for s, e in spans] == ["Putin ha firmato.", 'Kim ha offerto il suo "pieno sostegno".', "Fine"]
 
 
 def test_lines_without_stop_are_sentences() -> None:
     text = "date 2024-06 Un accordo\n\n\n\nDurante la visita, Putin ha firmato. Poi"
-    assert [text[s:e] for s, e in passage_sentences(text)] == [
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
         "date 2024-06 Un accordo", "Durante la visita, Putin ha firmato.", "Poi"]
 
 

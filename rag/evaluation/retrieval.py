@@ -22,11 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..chunking import chunk_document, indexed_text
-from ..citations import passage_sentences
 from ..config import EmbeddingSettings, RetrievalSettings, Settings
 from ..embed import Embedder, get_embedder
 from ..errors import RagError
 from ..retrieve import HybridRetriever
+from ..sentences import sentence_spans
 from ..types import Chunk, Document
 from ..vector_store import VectorStore
 from .data import Paragraph, SquadQuestion
@@ -173,7 +173,7 @@ class PrecomputedEmbedder:
 
 def chunk_sentences(chunks: Sequence[Chunk]) -> list[str]:
     """Every distinct sentence of the chunks, as the retriever's sentence re-score splits them."""
-    return sorted({c.text[s:e] for c in chunks for s, e in passage_sentences(c.text)})
+    return sorted({c.text[s:e] for c in chunks for s, e in sentence_spans(c.text)})
 
 
 # --- corpus as an index --------------------------------------------------------

@@ -30,29 +30,31 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def raw_llama_speed(prompt_tokens: int = 650, generate: int = 64) -> tuple[float, float]:
-    """llama.cpp alone on the configured GGUF: prompt and generation tokens per second.
+def raw_llama_speed(generate: int = 64) -> tuple[int, float, float]:
+    """The embedded chat model alone: prompt tokens, prompt and generation tokens per second.
 
-    The prompt is the seed article's first ``prompt_tokens`` tokens, about the
-    size of a real answer prompt (four passages + instructions).
+    Goes through the product's own chat model (the instance the assistant has
+    already loaded), with the seed article as the message: about the size of a
+    real answer prompt (four passages + instructions). The prompt read is the
+    time to the first streamed piece.
     """
-    from llama_cpp import Llama
+    from langchain_core.messages import HumanMessage
 
     from rag.config import Settings
+    from rag.llm import create_chat_model
 
-    cfg = Settings()
-    llm = Llama(model_path=str(cfg.resolve(cfg.llm.model_path)), n_ctx=cfg.llm.n_ctx,
-                n_threads=cfg.llm.n_threads or os.cpu_count() or 1, verbose=False)
-    article = next(cfg.resolve(cfg.docs_dir).glob("*.txt")).read_text(encoding="utf-8")
-    prompt = llm.detokenize(llm.tokenize(article.encode())[:prompt_tokens]).decode(errors="ignore")
+    settings = Settings()
+    chat = create_chat_model(settings, "llamacpp")
+    article = next(settings.resolve(settings.docs_dir).glob("*.txt")).read_text(encoding="utf-8")
     t = time.perf_counter()
-    llm.create_completion(prompt, max_tokens=1, temperature=0)
-    read = time.perf_counter() - t
-    llm.reset()
-    t = time.perf_counter()
-    out = llm.create_completion(prompt, max_tokens=generate, temperature=0)
-    made = out["usage"]["completion_tokens"]
-    return prompt_tokens / read, made / max(1e-9, time.perf_counter() - t - read)
+    first, pieces = 0.0, []
+    for chunk in chat.stream([HumanMessage(article)], max_tokens=generate):
+        first = first or time.perf_counter()
+        pieces.append(chunk.text)
+    end = time.perf_counter()
+    prompt_tokens = chat.count_tokens(article)
+    made = chat.count_tokens("".join(pieces))
+    return prompt_tokens, prompt_tokens / (first - t), (made - 1) / max(1e-9, end - first)
 
 
 def main() -> None:
@@ -100,8 +102,8 @@ def main() -> None:
     print(f"| cold `rag ask` incl. start-up (s) | {statistics.median(cold):.1f} | {max(cold):.1f} |")
     print(f"\npeak RAM: {peak_warm:.0f} MiB (warm process), {peak_cold:.0f} MiB (cold CLI process)")
     if args.backend == "llamacpp" and not args.no_raw:
-        read, gen = raw_llama_speed()
-        print(f"raw llama.cpp: prompt {read:.0f} tok/s (650 tokens), generation {gen:.1f} tok/s")
+        tokens, read, gen = raw_llama_speed()
+        print(f"raw llama.cpp: prompt {read:.0f} tok/s ({tokens} tokens), generation {gen:.1f} tok/s")
 
 
 if __name__ == "__main__":

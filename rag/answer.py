@@ -20,6 +20,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from .answerability import judge
 from .citations import SupportChecker, parse_claims, render, verify_claims
+from .config import passage_count
 from .errors import BackendError, RagError
 from .extractive import extractive_claims
 from .language import LANGUAGE_NAMES, SUPPORTED, choose_answer_language, detect_language
@@ -241,7 +242,7 @@ def _search(assistant: Assistant, answer: Answer, k: int | None) -> list[SearchH
     """Passages for the question (and its translation, once made); timed."""
     t = time.perf_counter()
     also = [answer.translated_query] if answer.translated_query else []
-    hits = assistant.retriever.search(answer.searched_for, k or assistant.settings.retrieval.k, also=also)
+    hits = assistant.retriever.search(answer.searched_for, passage_count(k, assistant.settings.retrieval.k), also=also)
     answer.timings["retrieval"] = answer.timings.get("retrieval", 0.0) + time.perf_counter() - t
     answer.passages = hits
     return hits

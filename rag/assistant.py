@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, load_settings
+from .config import Settings, load_settings, passage_count
 from .embed import Embedder, get_embedder
 from .errors import InvalidQuestionError
 from .indexer import SyncReport, load_documents, sync_index
@@ -74,7 +74,7 @@ class Assistant:
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:
         """Top-k passages for ``query`` with scores, metadata and char spans."""
         q = validate_query(query, self.settings.retrieval.max_query_chars)
-        return self.retriever.search(q, k or self.settings.retrieval.k)
+        return self.retriever.search(q, passage_count(k, self.settings.retrieval.k))
 
     def ingest(self, paths: Sequence[str | Path]) -> IngestReport:
         """Add articles (files or folders); the index is updated for new ones."""

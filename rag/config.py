@@ -9,6 +9,7 @@ Relative paths are resolved against ``home`` (the project folder by default).
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +21,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .errors import ConfigError
+
 PROJECT_HOME = Path(__file__).resolve().parent.parent
 DEFAULT_E5_DIR = "models/multilingual-e5-small"
 DEFAULT_GGUF = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+# Most passages one search may return (settings and per-call ``k``).
+MAX_PASSAGES = 50
 
 
 def _config_file() -> Path:
@@ -53,7 +58,7 @@ class ChunkingSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    k: int = Field(4, ge=1, le=50)
+    k: int = Field(4, ge=1, le=MAX_PASSAGES)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     # Hybrid: "score" = dense_weight x cosine + bm25_weight x BM25 as a share of the
     # query's IDF (tuned on SQuAD-it dev, see `rag eval retrieval`); "rrf" =
@@ -134,7 +139,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+            _toml_source(settings_cls),
         )
 
     @model_validator(mode="after")
@@ -157,6 +162,24 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Effective settings, JSON-safe, secrets masked."""
         return self.model_dump(mode="json")
+
+
+def _toml_source(settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
+    """The config file as a settings source; a syntax error is a ConfigError, not a traceback."""
+    path = _config_file()
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+
+
+def passage_count(k: object, default: int) -> int:
+    """``k`` passages to retrieve (``default`` when None), or a clear ConfigError."""
+    if k is None:
+        return default
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_PASSAGES:
+        raise ConfigError(f"The number of passages must be a whole number from 1 to {MAX_PASSAGES}; got {k!r}.")
+    return k
 
 
 def load_settings(**overrides: Any) -> Settings:

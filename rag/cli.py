@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from .errors import RagError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -199,9 +197,6 @@ def run(argv: Sequence[str] | None, handler: Callable[[argparse.Namespace], int]
         return (handler or args.func)(args)
     except RagError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ValidationError as err:
-        print(f"error: invalid settings: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -182,5 +182,24 @@ def passage_count(k: object, default: int) -> int:
     return k
 
 
+def settings_error_message(
+    err: ValidationError, env_prefix: str = "RAG_", elsewhere: str = "the config file"
+) -> str:
+    """One line per bad setting, naming it as a dotted key and as its environment variable."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(part) for part in e["loc"]) or "settings"
+        line = f"{key}: {e['msg']}"
+        if e.get("type") != "missing" and not isinstance(e.get("input"), dict):  # a single value, not a section
+            env = env_prefix + "__".join(str(part) for part in e["loc"]).upper()
+            line += f" (got {e['input']!r}; from {env} or {elsewhere})"
+        lines.append(line)
+    return "invalid settings: " + "; ".join(lines)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+    """The effective settings; a bad value is one ConfigError naming the setting, not a traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        raise ConfigError(settings_error_message(err)) from err

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings, passage_count
+from rag.config import Settings, load_settings, passage_count
 from rag.errors import ConfigError
 
 
@@ -24,3 +24,29 @@ def test_broken_toml_is_a_config_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("RAG_CONFIG", str(bad))
     with pytest.raises(ConfigError, match="not valid TOML"):
         Settings(home=tmp_path)
+
+
+def test_bad_environment_value_is_one_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_RETRIEVAL__K", "abc")
+    monkeypatch.setenv("RAG_LLM__BACKEND", "nonsense")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "retrieval.k" in message and "RAG_RETRIEVAL__K" in message and "'abc'" in message
+    assert "llm.backend" in message and "RAG_LLM__BACKEND" in message
+
+
+def test_bad_keyword_argument_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"chunking: .*overlap_tokens must be smaller"):
+        load_settings(chunking={"chunk_tokens": 32, "overlap_tokens": 40})
+
+
+def test_bad_eval_environment_breaks_only_eval_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.cli import build_parser
+    from rag.evaluation.settings import load_eval_settings
+
+    monkeypatch.setenv("RAG_EVAL_ANSWERS_N", "abc")
+    build_parser()  # other commands still parse: the bad value is reported by eval commands only
+    with pytest.raises(ConfigError, match=r"answers_n: .*RAG_EVAL_ANSWERS_N"):
+        load_eval_settings()

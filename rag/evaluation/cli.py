@@ -16,7 +16,7 @@ from typing import Any
 from ..config import Settings, load_settings
 from .data import Paragraph, SquadQuestion, load_article_questions, load_corpus, load_squad_questions
 from .retrieval import LANGS, METHOD_LABELS, METHODS
-from .settings import EvalSettings
+from .settings import EvalSettings, eval_defaults, load_eval_settings
 
 BACKENDS = ("extractive", "llamacpp", "openai")
 
@@ -50,7 +50,7 @@ def _backends(p: argparse.ArgumentParser, default_help: str) -> None:
 
 
 def add_eval_parser(subparsers: Any) -> None:
-    cfg = EvalSettings()
+    cfg = eval_defaults()
     ev = subparsers.add_parser("eval", help="measure answer and retrieval quality (writes results/)")
     sub = ev.add_subparsers(dest="eval_command", required=True)
 
@@ -90,7 +90,7 @@ def add_eval_parser(subparsers: Any) -> None:
 class _Ctx:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cfg = EvalSettings()
+        self.cfg = load_eval_settings()
         self.settings: Settings = load_settings()
         self.results = self.settings.resolve(args.results or self.cfg.results_dir)
         self.cache = self.settings.resolve(args.cache or self.cfg.cache_dir)

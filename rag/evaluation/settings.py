@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..config import settings_error_message
+from ..errors import ConfigError
 from .data import DEFAULT_ARTICLE_QUESTIONS, DEFAULT_CORPUS, DEFAULT_SQUAD_QUESTIONS
 
 
@@ -32,3 +34,20 @@ class EvalSettings(BaseSettings):
     sweep_from: float = 0.70
     sweep_to: float = 0.90
     sweep_step: float = 0.01
+
+
+def load_eval_settings() -> EvalSettings:
+    """The eval settings; a bad ``RAG_EVAL_…`` value is one ConfigError, not a traceback."""
+    try:
+        return EvalSettings()
+    except ValidationError as err:
+        raise ConfigError(settings_error_message(err, "RAG_EVAL_", "a rag eval option")) from err
+
+
+def eval_defaults() -> EvalSettings:
+    """Defaults for the ``rag eval`` option help: the environment when valid, else the built-in
+    values (the bad variable is then reported when an eval command runs, not by every command)."""
+    try:
+        return EvalSettings()
+    except ValidationError:
+        return EvalSettings.model_construct()

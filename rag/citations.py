@@ -4,7 +4,8 @@ A cited sentence is kept only if its passage supports it: enough of its
 content words appear in one sentence of the passage, or that sentence is
 semantically close to it (multilingual embeddings, so an English claim can be
 checked against an Italian passage). Unsupported citations are re-pointed to
-the best supporting passage, or the sentence is dropped.
+the best supporting passage, or the sentence is dropped; a co-cited passage
+that supports the sentence clearly worse than the best one is dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ MIN_LEXICAL_SUPPORT = 0.5
 MIN_SEMANTIC_SUPPORT = 0.80
 # A passage the model did not cite is added when it supports the claim this much better.
 BETTER_SOURCE_MARGIN = 0.05
+# A co-cited passage is dropped when it supports the claim this much worse than the
+# best one: small models add a second, loosely related number ("… Ucraina [1][2]"),
+# and nearly any passage of the same article clears the bare support threshold.
+WEAKER_SOURCE_MARGIN = 0.10
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -150,7 +155,8 @@ def verify_claims(claims: list[Claim], checker: SupportChecker) -> list[tuple[st
         ):
             supports = [best, *supports]
         if supports:
-            kept.append((claim.text, supports))
+            top = max(s.score for s in supports)
+            kept.append((claim.text, [s for s in supports if s.score >= top - WEAKER_SOURCE_MARGIN]))
     return kept
 
 

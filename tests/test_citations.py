@@ -1,5 +1,5 @@
 from rag.answer import citation_grammar, fit_passages
-from rag.citations import Claim, parse_claims
+from rag.citations import BETTER_SOURCE_MARGIN, WEAKER_SOURCE_MARGIN, Claim, Support, parse_claims, verify_claims
 from rag.sentences import sentence_spans
 from rag.types import Chunk, SearchHit
 
@@ -46,3 +46,38 @@ def test_fit_passages_never_cuts() -> None:
     kept = fit_passages(hits, budget_tokens=200, encoding="cl100k_base")
     assert [h.chunk.number for h in kept] == [0, 2]
     assert all(h.text == hits[h.chunk.number].text for h in kept)
+
+
+class _Checker:
+    """Stands in for SupportChecker: fixed support scores per hit index (None = unsupported)."""
+
+    def __init__(self, scores: list[float | None]) -> None:
+        self.hits = [_hit(f"passaggio {i}.", i) for i in range(len(scores))]
+        self.scores = scores
+
+    def best(self, claim: str, only: list[int] | None = None) -> Support | None:
+        pool = [i for i in (range(len(self.scores)) if only is None else only) if self.scores[i] is not None]
+        if not pool:
+            return None
+        i = max(pool, key=lambda j: self.scores[j] or 0.0)
+        return Support(i, 0, 5, self.scores[i] or 0.0)
+
+
+def _cited(scores: list[float | None], cites: list[int]) -> list[int]:
+    kept = verify_claims([Claim("Kim ha offerto sostegno.", cites)], _Checker(scores))  # type: ignore[arg-type]
+    return [s.hit for s in kept[0][1]] if kept else []
+
+
+def test_weak_co_citation_is_dropped() -> None:
+    # [2] clears the bare support threshold but supports the claim far worse than [1].
+    assert _cited([1.25, 1.25 - WEAKER_SOURCE_MARGIN - 0.05], [1, 2]) == [0]
+
+
+def test_comparable_co_citations_are_kept() -> None:
+    assert _cited([1.0, 1.0 - WEAKER_SOURCE_MARGIN / 2], [1, 2]) == [0, 1]
+
+
+def test_unsupported_citation_is_repointed_and_clearly_better_source_added() -> None:
+    assert _cited([None, 0.9], [1]) == [1]  # cited passage does not support it: re-cited
+    assert _cited([0.9, 0.9 + BETTER_SOURCE_MARGIN + WEAKER_SOURCE_MARGIN], [1]) == [1]  # better added, weak dropped
+    assert _cited([None, None], [1, 2]) == []  # no support anywhere: the claim is dropped

@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from .config import ChunkingSettings
 from .documents import split_sections
-from .tokens import get_encoding
+from .sentences import sentence_spans
+from .tokens import count_tokens
 from .types import Chunk, Document
 
 # Bumped whenever the chunking code changes what it produces or what gets
 # indexed of a chunk; recorded in the index manifest so an index built by
 # older code is rebuilt. 3: the dense vectors include the title and sub-heading.
-CHUNKER_VERSION = 3
+# 4: no chunk boundary at a full stop that does not end a sentence ("Thomas S. Murphy").
+CHUNKER_VERSION = 4
 
 # Coarsest first: paragraphs, lines, sentences, clauses, words.
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
+
+
+# A full stop (closing quotes and brackets included) followed by a space.
+_STOP_SPACE = re.compile(r"\.[\"»”’)\]]* ")
+# Stands in for that space when the full stop ends no sentence: not a separator.
+_NO_BREAK = "\u00a0"
+
+
+def protect_non_boundaries(text: str) -> str:
+    """``text`` with the space after each full stop that ends no sentence made a no-break space.
+
+    LangChain's splitter cuts at any ". "; ``sentences.sentence_spans`` knows
+    that "Thomas S. Murphy", "St. Louis" and "Inc. e" go on. The copy has the
+    same length, so chunk offsets found in it hold in the original.
+    """
+    ends = {end for _, end in sentence_spans(text)}
+    out = list(text)
+    for m in _STOP_SPACE.finditer(text):
+        if m.end() - 1 not in ends:
+            out[m.end() - 1] = _NO_BREAK
+    return "".join(out)
 
 
 def indexed_text(chunk: Chunk) -> str:
@@ -32,9 +56,11 @@ def indexed_text(chunk: Chunk) -> str:
 
 @lru_cache(maxsize=4)
 def _splitter(encoding: str, chunk_tokens: int, overlap_tokens: int) -> RecursiveCharacterTextSplitter:
-    get_encoding(encoding)  # seeds the offline tiktoken cache first
-    return RecursiveCharacterTextSplitter.from_tiktoken_encoder(
-        encoding_name=encoding,
+    def length(text: str) -> int:  # tokens of the real text: protected spaces count as spaces
+        return count_tokens(text.replace(_NO_BREAK, " "), encoding)
+
+    return RecursiveCharacterTextSplitter(
+        length_function=length,
         chunk_size=chunk_tokens,
         chunk_overlap=overlap_tokens,
         separators=_SEPARATORS,
@@ -62,7 +88,7 @@ def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
     splitter = _splitter(cfg.encoding, cfg.chunk_tokens, cfg.overlap_tokens)
     chunks: list[Chunk] = []
     for section in split_sections(doc):
-        section_text = doc.text[section.start : section.end]
+        section_text = protect_non_boundaries(doc.text[section.start : section.end])
         # The splitter returns stripped substrings in order; locate each one
         # ourselves (LangChain's start_index mixes token and char overlap).
         cursor = 0
@@ -71,6 +97,7 @@ def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
             if at < 0:  # pragma: no cover - would mean the splitter altered text
                 raise RuntimeError(f"chunk text not found in document {doc.doc_id}")
             start = section.start + at
+            # Text comes from doc.text, so the protected spaces are ordinary again.
             chunks.append(_make_chunk(doc, len(chunks), section.heading, start, start + len(piece)))
             cursor = at + 1
     header = doc.text[: doc.body_start]

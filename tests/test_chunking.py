@@ -1,6 +1,8 @@
 from itertools import pairwise
 
-from rag.chunking import chunk_document
+import pytest
+
+from rag.chunking import chunk_document, protect_non_boundaries
 from rag.config import ChunkingSettings
 from rag.documents import parse_article, read_article
 from rag.tokens import count_tokens
@@ -40,3 +42,24 @@ def test_repeated_sentences_get_distinct_spans() -> None:
     starts = [c.start for c in chunks]
     assert starts == sorted(set(starts))
     assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+
+
+@pytest.mark.parametrize("size", [40, 60, 120])
+def test_no_boundary_inside_names_and_abbreviations(size: int) -> None:
+    # Sentences of about 35 tokens: chunks must end at full stops, never at the ones after an
+    # initial or an abbreviation, which LangChain's ". " separator takes (it did at these sizes).
+    sentence = "Nel 1986 Thomas S. Murphy lasciò la rete e il dott. Rossi arrivò a St. Louis con la ABC Inc. e altri. "
+    doc = parse_article("Titolo\n\n" + sentence * 12, "n.txt", "n")
+    chunks = chunk_document(doc, ChunkingSettings(chunk_tokens=size, overlap_tokens=0))
+    assert len(chunks) > 3
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text and "\u00a0" not in c.text
+        assert c.text.startswith("Nel 1986") and c.text.endswith("altri."), c.text
+
+
+def test_protect_non_boundaries_keeps_length_and_real_ends() -> None:
+    text = "Lo disse Thomas S. Murphy. Poi partì per St. Louis. Fine."
+    protected = protect_non_boundaries(text)
+    assert len(protected) == len(text)
+    assert protected.count("\u00a0") == 2  # after "S." and "St."
+    assert protected.replace("\u00a0", " ") == text

@@ -25,12 +25,13 @@ _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 
 # A full stop (closing quotes and brackets included) followed by a space.
 _STOP_SPACE = re.compile(r"\.[\"»”’)\]]* ")
-# Stands in for that space when the full stop ends no sentence: not a separator.
-_NO_BREAK = "\u00a0"
+# Stands in for that space when the full stop ends no sentence: not a separator, not
+# white space, and (unlike a no-break space) not found in ordinary text.
+_NO_BREAK = "\u2063"
 
 
 def protect_non_boundaries(text: str) -> str:
-    """``text`` with the space after each full stop that ends no sentence made a no-break space.
+    """``text`` with the space after each full stop that ends no sentence replaced by ``_NO_BREAK``.
 
     LangChain's splitter cuts at any ". "; ``sentences.sentence_spans`` knows
     that "Thomas S. Murphy", "St. Louis" and "Inc. e" go on. The copy has the

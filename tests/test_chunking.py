@@ -53,7 +53,7 @@ def test_no_boundary_inside_names_and_abbreviations(size: int) -> None:
     chunks = chunk_document(doc, ChunkingSettings(chunk_tokens=size, overlap_tokens=0))
     assert len(chunks) > 3
     for c in chunks:
-        assert doc.text[c.start : c.end] == c.text and "\u00a0" not in c.text
+        assert doc.text[c.start : c.end] == c.text and "\u2063" not in c.text
         assert c.text.startswith("Nel 1986") and c.text.endswith("altri."), c.text
 
 
@@ -61,5 +61,5 @@ def test_protect_non_boundaries_keeps_length_and_real_ends() -> None:
     text = "Lo disse Thomas S. Murphy. Poi partì per St. Louis. Fine."
     protected = protect_non_boundaries(text)
     assert len(protected) == len(text)
-    assert protected.count("\u00a0") == 2  # after "S." and "St."
-    assert protected.replace("\u00a0", " ") == text
+    assert protected.count("\u2063") == 2  # after "S." and "St."
+    assert protected.replace("\u2063", " ") == text

@@ -93,7 +93,12 @@ def chunk_document(doc: Document, cfg: ChunkingSettings) -> list[Chunk]:
         # The splitter returns stripped substrings in order; locate each one
         # ourselves (LangChain's start_index mixes token and char overlap).
         cursor = 0
-        for piece in splitter.split_text(section_text):
+        for split in splitter.split_text(section_text):
+            # A cut inside a protected stretch (only when it alone exceeds the chunk size)
+            # can leave a protected space at an edge: trim it like white space.
+            piece = split.strip(_NO_BREAK + " \t\n\r\f\v")
+            if not piece:
+                continue
             at = section_text.find(piece, cursor)
             if at < 0:  # pragma: no cover - would mean the splitter altered text
                 raise RuntimeError(f"chunk text not found in document {doc.doc_id}")

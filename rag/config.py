@@ -9,6 +9,7 @@ Relative paths are resolved against ``home`` (the project folder by default).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -182,17 +184,35 @@ def passage_count(k: object, default: int) -> int:
     return k
 
 
+# Values of these settings never appear in error messages.
+_SECRET_NAME = re.compile(r"key|password|secret|token", re.IGNORECASE)
+_MAX_SHOWN_VALUE = 60
+
+
+def _shown(name: str, value: object) -> str:
+    if _SECRET_NAME.search(name):
+        return "a hidden value"
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN_VALUE else text[: _MAX_SHOWN_VALUE - 1] + "…"
+
+
 def settings_error_message(
-    err: ValidationError, env_prefix: str = "RAG_", elsewhere: str = "the config file"
+    err: ValidationError | SettingsError, env_prefix: str = "RAG_", elsewhere: str = "the config file"
 ) -> str:
-    """One line per bad setting, naming it as a dotted key and as its environment variable."""
+    """One line per bad setting: its dotted key, what is wrong, the value (secrets hidden,
+    long values cut) and the environment variable that sets it."""
+    if isinstance(err, SettingsError):  # a value the environment source cannot even parse
+        return f"invalid settings: {err}"
     lines = []
     for e in err.errors():
+        names = [str(part) for part in e["loc"] if not isinstance(part, int)]  # no list indices
         key = ".".join(str(part) for part in e["loc"]) or "settings"
         line = f"{key}: {e['msg']}"
-        if e.get("type") != "missing" and not isinstance(e.get("input"), dict):  # a single value, not a section
-            env = env_prefix + "__".join(str(part) for part in e["loc"]).upper()
-            line += f" (got {e['input']!r}; from {env} or {elsewhere})"
+        if e.get("type") == "extra_forbidden":
+            line = f"{key}: not a known setting (see `rag config` for the settings and their sections)"
+        elif e.get("type") != "missing" and names and not isinstance(e.get("input"), dict):  # a value
+            env = env_prefix + "__".join(names).upper()
+            line += f" (got {_shown(key, e['input'])}; from {env} or {elsewhere})"
         lines.append(line)
     return "invalid settings: " + "; ".join(lines)
 
@@ -201,5 +221,5 @@ def load_settings(**overrides: Any) -> Settings:
     """The effective settings; a bad value is one ConfigError naming the setting, not a traceback."""
     try:
         return Settings(**overrides)
-    except ValidationError as err:
+    except (ValidationError, SettingsError) as err:
         raise ConfigError(settings_error_message(err)) from err

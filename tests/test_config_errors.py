@@ -42,11 +42,34 @@ def test_bad_keyword_argument_is_a_config_error() -> None:
         load_settings(chunking={"chunk_tokens": 32, "overlap_tokens": 40})
 
 
-def test_bad_eval_environment_breaks_only_eval_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("var", "expected"), [("RAG_EVAL_ANSWERS_N", r"answers_n: .*RAG_EVAL_ANSWERS_N"),
+                                               ("RAG_EVAL_KS", "ks")])
+def test_bad_eval_environment_breaks_only_eval_commands(
+    monkeypatch: pytest.MonkeyPatch, var: str, expected: str
+) -> None:
     from rag.cli import build_parser
     from rag.evaluation.settings import load_eval_settings
 
-    monkeypatch.setenv("RAG_EVAL_ANSWERS_N", "abc")
+    monkeypatch.setenv(var, "abc")
     build_parser()  # other commands still parse: the bad value is reported by eval commands only
-    with pytest.raises(ConfigError, match=r"answers_n: .*RAG_EVAL_ANSWERS_N"):
+    with pytest.raises(ConfigError, match=expected):
         load_eval_settings()
+
+
+def test_secrets_are_hidden_and_long_values_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "rag.toml"
+    toml.write_text('openai_api_key = "sk-live-SECRET"\n[ui]\npassword = 12345678\n', encoding="utf-8")
+    monkeypatch.setenv("RAG_CONFIG", str(toml))
+    monkeypatch.setenv("RAG_RETRIEVAL__K", "x" * 5000)
+    with pytest.raises(ConfigError) as info:
+        load_settings(home=tmp_path)
+    message = str(info.value)
+    assert "SECRET" not in message and "12345678" not in message
+    assert "openai_api_key: not a known setting" in message and "ui.password" in message
+    assert "retrieval.k" in message and len(message) < 600
+
+
+def test_unparsable_environment_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_LLM", "abc")  # a whole section must be JSON
+    with pytest.raises(ConfigError, match="llm"):
+        load_settings()

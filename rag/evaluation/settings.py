@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ..config import settings_error_message
 from ..errors import ConfigError
@@ -40,7 +40,7 @@ def load_eval_settings() -> EvalSettings:
     """The eval settings; a bad ``RAG_EVAL_…`` value is one ConfigError, not a traceback."""
     try:
         return EvalSettings()
-    except ValidationError as err:
+    except (ValidationError, SettingsError) as err:
         raise ConfigError(settings_error_message(err, "RAG_EVAL_", "a rag eval option")) from err
 
 
@@ -49,5 +49,5 @@ def eval_defaults() -> EvalSettings:
     values (the bad variable is then reported when an eval command runs, not by every command)."""
     try:
         return EvalSettings()
-    except ValidationError:
+    except (ValidationError, SettingsError):
         return EvalSettings.model_construct()

@@ -57,3 +57,4 @@ bench: install-test models
 
 eval: install models
 	$(VENV)/bin/rag eval all
+	$(VENV)/bin/rag eval article benchmarks/data/article_unanswerable.jsonl --results results/unanswerable

@@ -10,6 +10,7 @@ and the answer's language is checked.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from .prompts import (
     EMPTY_STORE,
     FALLBACK_NOTE,
     LANGUAGE_RETRY,
+    NO_ANSWER,
     OTHER_LANGUAGE_NOTE,
     PASSAGE_TEMPLATE,
     REFUSAL,
@@ -49,18 +51,23 @@ History = Sequence[tuple[str, str]]
 # tiktoken counts differ from the model's tokenizer; keep this much headroom.
 TOKEN_SAFETY = 1.15
 MAX_SENTENCES = 3
+# Why an answer was refused after the LLM was asked (Answer.refusal_reason).
+DECLINED = "the model found no answer in the passages"
+UNVERIFIED = "no sentence of the model's answer was supported by the passages"
 
 
-def citation_grammar(n_passages: int) -> str:
-    """GBNF: 1-3 sentences, each ending with citations of existing passage numbers.
+def citation_grammar(n_passages: int, no_answer: str | None = None) -> str:
+    """GBNF: 1-3 sentences, each ending with citations of existing passage numbers,
+    or exactly ``no_answer`` (the model's way to say the passages hold no answer).
 
     Inside a sentence, . ! ? may only be followed by a non-space (numbers,
     abbreviations); after a sentence's final stop the only way on is " [n]".
     """
     nums = " | ".join(f'"{i}"' for i in range(1, n_passages + 1))
+    decline = f"{json.dumps(no_answer)} | " if no_answer else ""
     return "\n".join(
         [
-            f'root ::= sent (" " sent){{0,{MAX_SENTENCES - 1}}}',
+            f'root ::= {decline}sent (" " sent){{0,{MAX_SENTENCES - 1}}}',
             'sent ::= first rest " [" num "]" ("[" num "]")?',
             r"first ::= [^\[\]\n .!?]",
             r"rest ::= ([^\[\]\n.!?] | [.!?] [^ \n\[\].!?])* [.!?]?",
@@ -214,16 +221,23 @@ def answer_stream(
             hits = _search(assistant, answer, k)
             checker = _checker(assistant, hits)
 
-    kept: list[Any] = []
+    kept: list[Any] | None = []
     if chat is not None:
         try:
             kept = yield from _generate(chat, answer, hits, checker, settings, lang, t0)
-            if not kept:
-                fallback_reason = "no sentence of the model's answer was supported by the cited passages"
         except BackendError as err:
             if not settings.llm.fallback_to_extractive:
                 raise
             fallback_reason = str(err)
+        else:
+            # The model read the passages and found no answer, or wrote one that no
+            # passage supports: say so. Quoting sentences instead would present text
+            # that does not answer the question (measured on off-topic questions).
+            reason = UNVERIFIED if kept is not None else DECLINED
+            if not kept:
+                answer.text, answer.refusal_reason = REFUSAL[lang], reason
+                yield _finish(answer, t0)
+                return
     if not kept:
         if backend != "extractive":
             answer.fell_back = True
@@ -236,6 +250,12 @@ def answer_stream(
     if not answer.answerable:
         answer.text, answer.refusal_reason = REFUSAL[lang], "no sentence could be supported by a passage"
     yield _finish(answer, t0)
+
+
+def declined(draft: str, lang: str) -> bool:
+    """The model's draft is its "no answer in the passages" reply (any language, any case)."""
+    said = re.sub(r"[\W_]+", " ", draft).strip().lower()
+    return bool(said) and said in {re.sub(r"[\W_]+", " ", x).strip().lower() for x in NO_ANSWER.values()}
 
 
 def _search(assistant: Assistant, answer: Answer, k: int | None) -> list[SearchHit]:
@@ -273,7 +293,7 @@ def _generate(
     lang: str,
     t0: float,
 ) -> Iterator[str]:
-    """LLM answer, checked; returns the verified claims (empty: use the fallback)."""
+    """LLM answer, checked: the verified claims (empty when none held), None when the model declined."""
     cfg = settings.llm
     enc = settings.chunking.encoding
     fixed = sum(count_tokens(m.content, enc) for m in answer_messages(answer.searched_for, [], lang, retry=True))
@@ -283,7 +303,7 @@ def _generate(
         raise BackendError("the passages do not fit in the model's context window")
     kwargs: dict[str, Any] = {}
     if isinstance(chat, LlamaCppChat) and cfg.use_grammar:
-        kwargs["grammar"] = citation_grammar(len(shown))
+        kwargs["grammar"] = citation_grammar(len(shown), NO_ANSWER[lang])
     gen = TimedGeneration(chat, cfg.timeout_s, answer.timings, t0)
     for retry in (False, True):
         draft = ""
@@ -292,6 +312,8 @@ def _generate(
         for piece in gen.stream(answer_messages(answer.searched_for, shown, lang, retry), **kwargs):
             draft += piece
             yield piece
+        if declined(draft, lang):
+            return None
         # Passage numbers in the draft refer to `shown`; map them onto `hits`.
         claims = parse_claims(draft)
         for claim in claims:

@@ -13,6 +13,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
 from rag import Answer, Assistant, InvalidQuestionError
+from rag.answer import DECLINED, UNVERIFIED
+from rag.prompts import REFUSAL
 
 
 def fake(*replies: str) -> GenericFakeChatModel:
@@ -61,10 +63,23 @@ def test_unsupported_sentence_is_dropped(assistant: Assistant) -> None:
     assert "Hawaii" not in a.text and "support" in a.text
 
 
-def test_nothing_supported_falls_back_to_extractive(assistant: Assistant) -> None:
+def test_nothing_supported_is_refused_not_quoted(assistant: Assistant) -> None:
+    # An answer no passage supports means the model found nothing it could stand on:
+    # the user gets the refusal, not sentences quoted as if they answered the question.
     a = assistant.ask("What did Kim offer?", chat=fake("The moon is made of cheese and owls run the bank [1]."))
-    assert a.fell_back and a.backend == "extractive" and a.citations
-    assert "supported" in (a.fallback_reason or "") and a.note
+    assert not a.answerable and not a.citations and not a.fell_back
+    assert a.text == REFUSAL["en"] and a.refusal_reason == UNVERIFIED
+
+
+@pytest.mark.parametrize(("question", "reply", "lang"), [
+    ("What did Kim offer?", "I don't know.", "en"),
+    ("Che cosa ha offerto Kim?", "Non lo so.", "it"),
+    ("Che cosa ha offerto Kim?", "non lo so", "it"),
+])
+def test_model_declining_is_a_refusal(assistant: Assistant, question: str, reply: str, lang: str) -> None:
+    a = assistant.ask(question, chat=fake(reply))
+    assert a.text == REFUSAL[lang] and a.refusal_reason == DECLINED
+    assert not a.answerable and not a.citations and not a.fell_back
 
 
 def test_wrong_language_retries_then_falls_back(assistant: Assistant) -> None:

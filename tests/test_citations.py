@@ -39,6 +39,7 @@ def test_lines_without_stop_are_sentences() -> None:
 def test_grammar_lists_only_existing_numbers() -> None:
     g = citation_grammar(3)
     assert 'num ::= "1" | "2" | "3"' in g and '"4"' not in g
+    assert 'root ::= "Non lo so." | sent' in citation_grammar(2, "Non lo so.")
 
 
 def test_fit_passages_never_cuts() -> None:

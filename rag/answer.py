@@ -233,11 +233,12 @@ def answer_stream(
             # The model read the passages and found no answer, or wrote one that no
             # passage supports: say so. Quoting sentences instead would present text
             # that does not answer the question (measured on off-topic questions).
-            reason = UNVERIFIED if kept is not None else DECLINED
-            if not kept:
-                answer.text, answer.refusal_reason = REFUSAL[lang], reason
+            if kept is None or (not kept and not settings.llm.quote_unverified):
+                answer.text, answer.refusal_reason = REFUSAL[lang], DECLINED if kept is None else UNVERIFIED
                 yield _finish(answer, t0)
                 return
+            if not kept:  # quote_unverified: quoted sentences, marked as a fallback
+                fallback_reason = UNVERIFIED
     if not kept:
         if backend != "extractive":
             answer.fell_back = True

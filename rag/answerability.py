@@ -6,8 +6,9 @@ Two checks, both cheap and model-free:
    retrieved passages must reach ``retrieval.min_relevance``. Calibrated on
    31 answerable and 15 off-topic questions about the seed article: answerable
    0.771-0.909, off-topic 0.705-0.783; 0.765 answers all answerable ones and
-   refuses 11 of 15 off-topic ones (the rest reach the LLM, whose claims must
-   then pass the citation support check). Whole-passage cosine overlaps more.
+   refuses 11 of 15 off-topic ones (the rest reach the LLM, which may reply
+   "I don't know" and whose claims must pass the citation support check; see
+   benchmarks/data/article_unanswerable.jsonl). Whole-passage cosine overlaps more.
 2. Answer type: on-topic questions can still ask for something the article
    never states ("How old is Kim Jong-un?", "Quanto è costato il viaggio?").
    Dense similarity cannot tell these apart from answerable ones (measured:

@@ -89,6 +89,11 @@ class RetrievalSettings(BaseModel):
 class LLMSettings(BaseModel):
     backend: Literal["llamacpp", "openai", "extractive"] = "llamacpp"
     fallback_to_extractive: bool = True
+    # When the model's answer has no sentence a passage supports: False refuses (the
+    # default: on off-topic questions those answers were invented), True quotes the
+    # best-matching sentences instead, as when the backend fails (more answerable
+    # questions get something, off-topic ones get unrelated quotes; see README).
+    quote_unverified: bool = False
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(200, ge=16)
     timeout_s: float = Field(120.0, gt=0)

@@ -71,6 +71,16 @@ def test_nothing_supported_is_refused_not_quoted(assistant: Assistant) -> None:
     assert a.text == REFUSAL["en"] and a.refusal_reason == UNVERIFIED
 
 
+def test_unverified_answer_can_be_quoted_instead(assistant: Assistant) -> None:
+    assistant.settings.llm.quote_unverified = True
+    try:
+        a = assistant.ask("What did Kim offer?", chat=fake("The moon is made of cheese and owls run the bank [1]."))
+    finally:
+        assistant.settings.llm.quote_unverified = False
+    assert a.fell_back and a.backend == "extractive" and a.citations
+    assert a.fallback_reason == UNVERIFIED and a.note
+
+
 @pytest.mark.parametrize(("question", "reply", "lang"), [
     ("What did Kim offer?", "I don't know.", "en"),
     ("Che cosa ha offerto Kim?", "Non lo so.", "it"),

@@ -85,6 +85,7 @@ def score_answer(q: SquadQuestion, lang: str, a: Answer) -> dict[str, Any]:
         "quoted_only": a.answerable and not strip_quotes(a.text).strip(" .:"),
         "backend_used": a.backend,
         "fell_back": a.fell_back,
+        "refusal_reason": a.refusal_reason,
     }
 
 

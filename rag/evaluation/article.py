@@ -110,6 +110,7 @@ def run_backend(
                 "refused_by_threshold": gated,
                 "backend_used": a.backend,
                 "fell_back": a.fell_back,
+                "refusal_reason": a.refusal_reason,
                 "fallback_reason": a.fallback_reason,
                 "seconds": round(seconds, 2),
             }

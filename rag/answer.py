@@ -253,10 +253,16 @@ def answer_stream(
     yield _finish(answer, t0)
 
 
-def declined(draft: str, lang: str) -> bool:
+def _words_only(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text).strip().lower()
+
+
+_NO_ANSWER_WORDS = frozenset(_words_only(x) for x in NO_ANSWER.values())
+
+
+def declined(draft: str) -> bool:
     """The model's draft is its "no answer in the passages" reply (any language, any case)."""
-    said = re.sub(r"[\W_]+", " ", draft).strip().lower()
-    return bool(said) and said in {re.sub(r"[\W_]+", " ", x).strip().lower() for x in NO_ANSWER.values()}
+    return _words_only(draft) in _NO_ANSWER_WORDS
 
 
 def _search(assistant: Assistant, answer: Answer, k: int | None) -> list[SearchHit]:
@@ -313,7 +319,7 @@ def _generate(
         for piece in gen.stream(answer_messages(answer.searched_for, shown, lang, retry), **kwargs):
             draft += piece
             yield piece
-        if declined(draft, lang):
+        if declined(draft):
             return None
         # Passage numbers in the draft refer to `shown`; map them onto `hits`.
         claims = parse_claims(draft)

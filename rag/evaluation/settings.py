@@ -48,6 +48,6 @@ def eval_defaults() -> EvalSettings:
     """Defaults for the ``rag eval`` option help: the environment when valid, else the built-in
     values (the bad variable is then reported when an eval command runs, not by every command)."""
     try:
-        return EvalSettings()
-    except (ValidationError, SettingsError):
+        return load_eval_settings()
+    except ConfigError:
         return EvalSettings.model_construct()

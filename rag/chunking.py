@@ -9,7 +9,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from .config import ChunkingSettings
 from .documents import split_sections
-from .sentences import sentence_spans
+from .sentences import CLOSING, sentence_spans
 from .tokens import count_tokens
 from .types import Chunk, Document
 
@@ -24,7 +24,7 @@ _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]
 
 
 # A full stop (closing quotes and brackets included) followed by a space.
-_STOP_SPACE = re.compile(r"\.[\"»”’)\]]* ")
+_STOP_SPACE = re.compile(rf"\.{CLOSING} ")
 # Stands in for that space when the full stop ends no sentence: not a separator, not
 # white space, and (unlike a no-break space) not found in ordinary text.
 _NO_BREAK = "\u2063"

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 
-_END = re.compile(r"[.!?]+[\"»”’)\]]*(?=\s|$)|\n")
+# Closing quotes and brackets that belong to the sentence before them.
+CLOSERS = "\"»”’)]"
+CLOSING = f"[{re.escape(CLOSERS)}]*"
+_END = re.compile(rf"[.!?]+{CLOSING}(?=\s|$)|\n")
 _TOKEN_BEFORE = re.compile(r"[\w.]+$")
 # How far back to look for the word before a full stop: a fixed window keeps
 # the split linear in the text (searching from the start made it quadratic).
@@ -29,7 +32,7 @@ ABBREVIATIONS = frozenset(
 def _is_end(text: str, m: re.Match[str]) -> bool:
     if m.group() == "\n":
         return True
-    if m.group().rstrip("\"»”’)]") != ".":  # "?", "!", "..." always end a sentence
+    if m.group().rstrip(CLOSERS) != ".":  # "?", "!", "..." always end a sentence
         return True
     token = _TOKEN_BEFORE.search(text, max(0, m.start() - _TOKEN_WINDOW), m.start())
     word = token.group() if token else ""

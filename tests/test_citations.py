@@ -1,5 +1,5 @@
-from rag.answer import citation_grammar, fit_passages
 from rag.citations import BETTER_SOURCE_MARGIN, WEAKER_SOURCE_MARGIN, Claim, Support, parse_claims, verify_claims
+from rag.generate import citation_grammar, fit_passages
 from rag.sentences import sentence_spans
 from rag.types import Chunk, SearchHit
 

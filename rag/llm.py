@@ -2,7 +2,8 @@
 
 - ``llamacpp``: the embedded GGUF model through llama-cpp-python, loaded once
   per process and shared; calls are serialised by a lock because a llama.cpp
-  context is not thread-safe. Accepts a per-call GBNF ``grammar``.
+  context is not thread-safe. Accepts a per-call GBNF ``grammar``. Reuses the
+  previous prompt's cache without changing answers (``rag.llama_cache``).
 - ``openai``: any OpenAI-compatible server (Ollama, vLLM, llama.cpp server…).
 - ``extractive`` needs no chat model (see ``rag.extractive``).
 """
@@ -41,13 +42,15 @@ def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
 @lru_cache(maxsize=2)
 def _load_llama_once(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
     try:
-        from llama_cpp import Llama
+        from .llama_cache import aligned_llama_class
+
+        llama_class = aligned_llama_class()
     except ImportError as err:
         raise ModelNotFoundError(
             "llama-cpp-python is not installed; run the README set-up or choose another backend."
         ) from err
     try:
-        llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+        llama = llama_class(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
     except (ValueError, RuntimeError, OSError) as err:
         raise ModelNotFoundError(f"{path}: the model file could not be loaded ({err}); is it a valid GGUF?") from err
     return llama, threading.Lock()

@@ -95,6 +95,32 @@ def test_eval_retrieval_human_output(out: Path, capsys: pytest.CaptureFixture[st
     assert "hybrid without translation (BM25 + e5)" in printed and "BM25 alone" in printed and "MiniLM" not in printed
 
 
+def test_eval_answers_hard_negatives(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Reuses the cached embeddings: each question asked with and without its gold paragraph.
+    results = out / "hard"
+    totals = _run_json(
+        ["eval", "answers", "--hard-negatives", "--n", "4", "--max-paragraphs", "60", "--max-questions", "20",
+         "--backend", "extractive", "--results", str(results), "--cache", str(out / "cache"), "--json", "--quiet"],
+        capsys,
+    )["extractive"]
+    assert totals["all"]["questions"] == 8  # the answerable half only
+    hard = totals["hard_negatives"]["all"]
+    assert hard["questions"] == 8
+    assert hard["refused"] + hard["answered_with_gold"] + hard["answered_without_gold"] == 8
+    assert totals["hard_negatives"]["it"]["questions"] == totals["hard_negatives"]["en"]["questions"] == 4
+    assert totals["threshold"]["best_range"][0] <= totals["threshold"]["best_range"][1]
+    run_ = json.loads((results / "eval-answers.json").read_text())["runs"][0]
+    removed = [r for r in run_["questions"] if r["gold_removed"]]
+    kept = [r for r in run_["questions"] if not r["gold_removed"]]
+    assert len(removed) == len(kept) == 8
+    # The gold paragraph really is out of the index, and only there.
+    assert not any(r["gold_retrieved"] for r in removed)
+    assert sum(r["gold_retrieved"] for r in kept) >= 6
+    assert all(0 <= r["relevance"] <= 1 for r in run_["questions"])
+    page = (results / "eval-report.md").read_text()
+    assert "### Gold paragraph removed" in page and "refusal threshold, both sets" in page
+
+
 def test_eval_bad_input_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "lang": "it", "q": "Chi?"}\nnot json\n')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag.evaluation.gate import threshold_sweep
 from rag.evaluation.scoring import (
     ArticleVerdict,
     citation_precision_recall,
@@ -19,7 +20,6 @@ from rag.evaluation.scoring import (
     recall_at_k,
     score_article_answer,
     strip_quotes,
-    threshold_sweep,
     token_f1,
 )
 

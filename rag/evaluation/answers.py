@@ -5,6 +5,13 @@ The assistant answers over the whole benchmark corpus (the eval index of
 ``answers_it`` (``answers_en`` for English questions, since the answer comes
 in the question's language), citation precision (cites the gold paragraph)
 and answer-language accuracy.
+
+With ``hard_negatives`` every question is asked a second time over the corpus
+without its gold paragraph (SQuAD 2.0-style unanswerable questions: the rest of
+its article is still there, so retrieval finds the topic but not the answer).
+The right outcome is then a refusal, or the gold answer found in another
+paragraph (SQuAD repeats some facts). Both sets together give the trade-off of
+the refusal threshold (``retrieval.min_relevance``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from ..embed import get_embedder
 from ..prompts import EXTRACTIVE_INTRO
 from ..retrieve import HybridRetriever
 from ..types import Answer
+from ..vector_store import VectorStore
 from .data import Paragraph, SquadQuestion
+from .gate import best_relevance, sweep_report, without_gate
 from .retrieval import LANGS, build_index, chunk_corpus
 from .scoring import contains_answer, exact_match, language_ok, strip_quotes, token_f1
 
@@ -110,6 +119,51 @@ def totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def hard_negative_totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Questions asked without their gold paragraph: refused, or answered (with or without the gold answer)."""
+    return {
+        "questions": len(rows),
+        "refused": sum(not r["answerable"] for r in rows),
+        "answered_with_gold": sum(bool(r["answerable"] and r["contains_gold"]) for r in rows),
+        "answered_without_gold": sum(bool(r["answerable"] and not r["contains_gold"]) for r in rows),
+    }
+
+
+def without_paragraphs(store: VectorStore, pids: set[str]) -> VectorStore:
+    """A copy of ``store`` without the chunks of the paragraphs ``pids`` (vectors reused)."""
+    keep = [i for i, c in enumerate(store.chunks) if c.doc_id not in pids]
+    out = VectorStore(store.dim)
+    out.add([store.chunks[i] for i in keep], store.vectors()[keep])
+    return out
+
+
+def _ok(q: SquadQuestion, lang: str, a: Answer, gold_removed: bool) -> bool:
+    """With the gold paragraph: answered with the gold answer. Without: refused, or
+    answered with the gold answer (found in another paragraph)."""
+    found = a.answerable and bool(contains_answer(prediction_text(a), q.answers(lang), lang))
+    return found or (gold_removed and not a.answerable)
+
+
+def ask_scored(
+    assistant: Assistant, ungated: Assistant, q: SquadQuestion, lang: str, backend: str, gold_removed: bool
+) -> tuple[dict[str, Any], tuple[float, bool, bool]]:
+    """The scored row and the threshold-sweep item (relevance, answerable, ok past the gate)."""
+    t = time.perf_counter()
+    a = assistant.ask(q.question(lang), backend=backend)
+    seconds = time.perf_counter() - t
+    best = best_relevance(a)
+    gated = bool(a.passages) and best < assistant.settings.retrieval.min_relevance
+    # For the trade-off we need the outcome past the gate: ask again without it.
+    past = ungated.ask(q.question(lang), backend=backend) if gated else a
+    row = score_answer(q, lang, a) | {
+        "gold_removed": gold_removed,
+        "relevance": round(best, 4),
+        "refused_by_threshold": gated,
+        "seconds": round(seconds, 2),
+    }
+    return row, (best, not gold_removed, _ok(q, lang, past, gold_removed))
+
+
 def evaluate_answers(
     settings: Settings,
     corpus: Sequence[Paragraph],
@@ -119,6 +173,8 @@ def evaluate_answers(
     seed: int,
     backends: Sequence[str],
     cache_dir: Path,
+    hard_negatives: bool = False,
+    thresholds: Sequence[float] = (),
     progress: bool = True,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
@@ -126,19 +182,48 @@ def evaluate_answers(
     embedder = get_embedder(settings)
     index = build_index(chunks, embedder, cache_dir, progress)
     log(f"answer benchmark: {len(corpus)} paragraphs, {len(chunks)} chunks indexed ({index.seconds:.1f}s)")
-    assistant = CorpusAssistant(settings, HybridRetriever(index.store, embedder, settings.retrieval))
     sample = sample_questions(questions, n, seed)
+    stores = [(False, index.store)]
+    if hard_negatives:
+        stores.append((True, without_paragraphs(index.store, {q.pid for q in sample})))
+    # (gold removed, assistant, the same without the relevance gate) per index
+    conditions = []
+    for removed, store in stores:
+        retriever = HybridRetriever(store, embedder, settings.retrieval)
+        conditions.append(
+            (removed, CorpusAssistant(settings, retriever), CorpusAssistant(without_gate(settings), retriever))
+        )
     runs = []
     for backend in backends:
-        rows = []
-        jobs = [(q, lang) for q in sample for lang in LANGS]
-        for q, lang in tqdm(jobs, desc=f"answers [{backend}]", disable=not progress, leave=False):
-            t = time.perf_counter()
-            answer = assistant.ask(q.question(lang), backend=backend)
-            row = score_answer(q, lang, answer)
-            row["seconds"] = round(time.perf_counter() - t, 2)
+        rows, items = [], []
+        jobs = [(c, q, lang) for c in conditions for q in sample for lang in LANGS]
+        for (removed, assistant, ungated), q, lang in tqdm(
+            jobs, desc=f"answers [{backend}]", disable=not progress, leave=False
+        ):
+            row, item = ask_scored(assistant, ungated, q, lang, backend, removed)
             rows.append(row)
-        by_lang = {lang: totals([r for r in rows if r["lang"] == lang]) for lang in LANGS}
-        runs.append({"backend": backend, "totals": totals(rows), "by_language": by_lang, "questions": rows})
-        log(f"answers [{backend}]: F1 {runs[-1]['totals']['f1']:.3f}")
-    return {"sample": len(sample), "seed": seed, "paragraphs": len(corpus), "runs": runs}
+            items.append(item)
+        answerable = [r for r in rows if not r["gold_removed"]]
+        by_lang = {lang: totals([r for r in answerable if r["lang"] == lang]) for lang in LANGS}
+        run: dict[str, Any] = {
+            "backend": backend,
+            "totals": totals(answerable),
+            "by_language": by_lang,
+            "questions": rows,
+            "threshold": sweep_report(items, thresholds, settings.retrieval.min_relevance),
+        }
+        if hard_negatives:
+            negatives = [r for r in rows if r["gold_removed"]]
+            run["hard_negatives"] = {
+                **{lang: hard_negative_totals([r for r in negatives if r["lang"] == lang]) for lang in LANGS},
+                "all": hard_negative_totals(negatives),
+            }
+        runs.append(run)
+        log(f"answers [{backend}]: F1 {run['totals']['f1']:.3f}")
+    return {
+        "sample": len(sample),
+        "seed": seed,
+        "paragraphs": len(corpus),
+        "hard_negatives": hard_negatives,
+        "runs": runs,
+    }

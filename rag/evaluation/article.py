@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ from ..documents import expand_paths
 from ..errors import DocumentError
 from ..types import Answer
 from .data import ArticleQuestion
-from .scoring import ArticleVerdict, citation_precision_recall, score_article_answer, threshold_sweep
+from .gate import best_relevance, sweep_report, without_gate
+from .scoring import ArticleVerdict, citation_precision_recall, score_article_answer
 
 
 def private_settings(settings: Settings, home: Path, docs: Sequence[Path]) -> Settings:
@@ -41,15 +41,6 @@ def private_settings(settings: Settings, home: Path, docs: Sequence[Path]) -> Se
         shutil.copy(f, store / f"{i:03d}-{f.name}")
     # Same models and knobs; only the folders change.
     return settings.model_copy(update={"docs_dir": store, "index_dir": home / "index"})
-
-
-def best_relevance(answer: Answer) -> float:
-    """The score the refusal gate compares with ``retrieval.min_relevance``: the answer's
-    sentence-level relevance when the pipeline reports it, else the best passage cosine."""
-    relevance = getattr(answer, "relevance", None)
-    if relevance is not None:
-        return float(relevance)
-    return max((h.dense_score or 0.0 for h in answer.passages), default=0.0)
 
 
 def _verdict(q: ArticleQuestion, a: Answer) -> ArticleVerdict:
@@ -135,19 +126,11 @@ def run_backend(
         "fell_back": sum(r["fell_back"] for r in rows),
         "mean_seconds": round(float(np.mean([r["seconds"] for r in rows])), 2) if rows else 0.0,
     }
-    sweep = [asdict(p) | {"right": p.right} for p in threshold_sweep(sweep_items, sorted({*thresholds, threshold}))]
-    best_right = max(p["right"] for p in sweep)
     return {
         "backend": backend,
         "totals": totals,
         "questions": rows,
-        "threshold": {
-            "chosen": threshold,
-            "sweep": sweep,
-            # Every threshold reaching the best number of right outcomes.
-            "best_range": [min(p["threshold"] for p in sweep if p["right"] == best_right),
-                           max(p["threshold"] for p in sweep if p["right"] == best_right)],
-        },
+        "threshold": sweep_report(sweep_items, thresholds, threshold),
     }
 
 
@@ -166,10 +149,7 @@ def evaluate_article(
     assistant = Assistant(eval_settings)
     sync = assistant.index(progress=progress)
     log(f"article index {sync.action}: {sync.documents} document(s), {sync.chunks} chunks")
-    ungated_settings = eval_settings.model_copy(
-        update={"retrieval": eval_settings.retrieval.model_copy(update={"min_relevance": -1.0})}
-    )
-    ungated = Assistant(ungated_settings)
+    ungated = Assistant(without_gate(eval_settings))
     ungated.index(progress=False)
     runs = [run_backend(assistant, ungated, questions, b, thresholds, progress) for b in backends]
     return {"documents": [str(p) for p in docs], "chunks": sync.chunks, "runs": runs}

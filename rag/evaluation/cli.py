@@ -49,6 +49,16 @@ def _backends(p: argparse.ArgumentParser, default_help: str) -> None:
     p.add_argument("--backend", action="append", choices=BACKENDS, default=None, help=f"repeatable; {default_help}")
 
 
+def _hard_negatives(p: argparse.ArgumentParser, cfg: EvalSettings) -> None:
+    p.add_argument(
+        "--hard-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=cfg.hard_negatives,
+        help="also ask each question with its gold paragraph left out of the index (should be refused); "
+        "gives the refusal-threshold trade-off on this set",
+    )
+
+
 def add_eval_parser(subparsers: Any) -> None:
     cfg = eval_defaults()
     ev = subparsers.add_parser("eval", help="measure answer and retrieval quality (writes results/)")
@@ -71,6 +81,7 @@ def add_eval_parser(subparsers: Any) -> None:
     _squad_inputs(w, cfg)
     w.add_argument("--n", type=_positive, default=cfg.answers_n, help=f"questions sampled (default {cfg.answers_n})")
     w.add_argument("--seed", type=int, default=cfg.seed)
+    _hard_negatives(w, cfg)
     _backends(w, "default: the configured backend")
     _common(w)
     w.set_defaults(func=cmd_answers)
@@ -81,6 +92,7 @@ def add_eval_parser(subparsers: Any) -> None:
     _squad_inputs(al, cfg)
     al.add_argument("--n", type=_positive, default=cfg.answers_n)
     al.add_argument("--seed", type=int, default=cfg.seed)
+    _hard_negatives(al, cfg)
     _backends(al, "default: extractive and the configured backend (article), the configured one (answers)")
     _common(al)
     al.set_defaults(func=cmd_all)
@@ -156,14 +168,17 @@ def _print_article(payload: dict[str, Any]) -> None:
             f"citation precision {t['citation_precision']:.2f}, recall {t['citation_recall']:.2f}; "
             f"fell back {t['fell_back']}; {t['mean_seconds']:.1f}s/question"
         )
-        th = run["threshold"]
-        print(f"  refusal threshold: chosen {th['chosen']:.3f}, best range here {th['best_range'][0]:.3f}–"
-              f"{th['best_range'][1]:.3f}")
-        print("    threshold  answered-correctly  refused-wrongly  refused-rightly  answered-wrongly")
-        for p in th["sweep"]:
-            mark = "  ← chosen" if abs(p["threshold"] - th["chosen"]) < 1e-9 else ""
-            print(f"    {p['threshold']:9.3f}  {p['answered_correctly']:18d}  {p['refused_wrongly']:15d}  "
-                  f"{p['refused_rightly']:15d}  {p['answered_wrongly']:16d}{mark}")
+        _print_sweep(run["threshold"])
+
+
+def _print_sweep(th: dict[str, Any]) -> None:
+    print(f"  refusal threshold: chosen {th['chosen']:.3f}, best range here {th['best_range'][0]:.3f}–"
+          f"{th['best_range'][1]:.3f}")
+    print("    threshold  answered-correctly  refused-wrongly  refused-rightly  answered-wrongly")
+    for p in th["sweep"]:
+        mark = "  ← chosen" if abs(p["threshold"] - th["chosen"]) < 1e-9 else ""
+        print(f"    {p['threshold']:9.3f}  {p['answered_correctly']:18d}  {p['refused_wrongly']:15d}  "
+              f"{p['refused_rightly']:15d}  {p['answered_wrongly']:16d}{mark}")
 
 
 def _article_totals(payload: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +282,8 @@ def _answers(ctx: _Ctx) -> dict[str, Any]:
         seed=a.seed,
         backends=ctx.backends([ctx.settings.llm.backend]),
         cache_dir=ctx.cache,
+        hard_negatives=a.hard_negatives,
+        thresholds=_thresholds(ctx.cfg),
         progress=ctx.progress,
         log=ctx.log,
     )
@@ -286,10 +303,25 @@ def _print_answers(payload: dict[str, Any]) -> None:
                       f"{t['contains_gold']:8.3f} {t['citation_precision']:8.3f} {t['cites_gold']:10.3f} "
                       f"{t['language_accuracy']:7.3f} "
                       f"{t['refused']:7d} {t['mean_seconds']:6.1f}")
+    for run in payload["runs"]:
+        if "hard_negatives" in run:
+            h = run["hard_negatives"]["all"]
+            print(f"\n  {run['backend']}: gold paragraph removed, {h['questions']} questions: refused {h['refused']}, "
+                  f"answered with the gold answer from another paragraph {h['answered_with_gold']}, "
+                  f"answered otherwise {h['answered_without_gold']}")
+            _print_sweep(run["threshold"])
 
 
 def _answers_totals(payload: dict[str, Any]) -> dict[str, Any]:
-    return {run["backend"]: {"all": run["totals"], **run["by_language"]} for run in payload["runs"]}
+    return {
+        run["backend"]: {
+            "all": run["totals"],
+            **run["by_language"],
+            **({"hard_negatives": run["hard_negatives"]} if "hard_negatives" in run else {}),
+            "threshold": {k: run["threshold"][k] for k in ("chosen", "best_range")},
+        }
+        for run in payload["runs"]
+    }
 
 
 def cmd_answers(args: argparse.Namespace) -> int:

@@ -141,22 +141,26 @@ def _article_md(a: dict[str, Any]) -> list[str]:
                 f"| {q['id']} | {q['lang']} | {'✅' if q['correct'] else '❌'} | {', '.join(q['failed'])} "
                 f"| {q['best_relevance']:.3f} | {answer} |"
             )
-        th = run["threshold"]
-        out += [
-            "",
-            f"Refusal threshold (`retrieval.min_relevance`): chosen {th['chosen']:.3f}; best range on this set "
-            f"{th['best_range'][0]:.3f}–{th['best_range'][1]:.3f}.",
-            "",
-            "| threshold | answered correctly | refused wrongly | refused rightly | answered wrongly |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for p in th["sweep"]:
-            mark = " ←" if abs(p["threshold"] - th["chosen"]) < 1e-9 else ""
-            out.append(
-                f"| {p['threshold']:.3f}{mark} | {p['answered_correctly']} | {p['refused_wrongly']} "
-                f"| {p['refused_rightly']} | {p['answered_wrongly']} |"
-            )
+        out += _sweep_md(run["threshold"])
     out.append("")
+    return out
+
+
+def _sweep_md(th: dict[str, Any]) -> list[str]:
+    out = [
+        "",
+        f"Refusal threshold (`retrieval.min_relevance`): chosen {th['chosen']:.3f}; best range on this set "
+        f"{th['best_range'][0]:.3f}–{th['best_range'][1]:.3f}.",
+        "",
+        "| threshold | answered correctly | refused wrongly | refused rightly | answered wrongly |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in th["sweep"]:
+        mark = " ←" if abs(p["threshold"] - th["chosen"]) < 1e-9 else ""
+        out.append(
+            f"| {p['threshold']:.3f}{mark} | {p['answered_correctly']} | {p['refused_wrongly']} "
+            f"| {p['refused_rightly']} | {p['answered_wrongly']} |"
+        )
     return out
 
 
@@ -181,6 +185,27 @@ def _answers_md(a: dict[str, Any]) -> list[str]:
                 f"| {t['cites_gold']:.3f} | {t['gold_retrieved']:.3f} | {t['language_accuracy']:.3f} | {t['refused']} "
                 f"| {t['mean_seconds']:.1f} |"
             )
+    if a.get("hard_negatives"):
+        out += [
+            "",
+            "### Gold paragraph removed",
+            "",
+            "Each question asked again with its gold paragraph left out of the index (the rest of its article "
+            "stays): the right outcome is a refusal, or the gold answer found in another paragraph.",
+            "",
+            "| backend | lang | questions | refused | answered with the gold answer | answered otherwise |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for run in a["runs"]:
+            for lang, h in run["hard_negatives"].items():
+                out.append(
+                    f"| {run['backend']} | {lang} | {h['questions']} | {h['refused']} | {h['answered_with_gold']} "
+                    f"| {h['answered_without_gold']} |"
+                )
+        for run in a["runs"]:
+            out += ["", f"#### {run['backend']}: refusal threshold, both sets",
+                    "", "Answered correctly = the answer contains the gold answer."]
+            out += _sweep_md(run["threshold"])
     out.append("")
     return out
 

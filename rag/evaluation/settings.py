@@ -27,6 +27,8 @@ class EvalSettings(BaseSettings):
     squad_questions: Path = DEFAULT_SQUAD_QUESTIONS
     # Answer benchmark: questions sampled from the dev set, each asked in Italian and English.
     answers_n: int = Field(10, ge=1)
+    # Also ask each sampled question without its gold paragraph in the index (it doubles the run).
+    hard_negatives: bool = False
     seed: int = 0
     # Cut-offs of the recall@k curves.
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 10)

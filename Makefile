@@ -56,5 +56,5 @@ bench: install-test models
 	$(PY) benchmarks/ui_bench.py
 
 eval: install models
-	$(VENV)/bin/rag eval all
+	$(VENV)/bin/rag eval all --hard-negatives
 	$(VENV)/bin/rag eval article benchmarks/data/article_unanswerable.jsonl --results results/unanswerable

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ..retrieve import HybridRetriever
 from ..types import Answer
 from ..vector_store import VectorStore
 from .data import Paragraph, SquadQuestion
-from .gate import best_relevance, sweep_report, without_gate
+from .gate import ask_through_gate, sweep_report, without_gate
 from .retrieval import LANGS, build_index, chunk_corpus
 from .scoring import contains_answer, exact_match, language_ok, strip_quotes, token_f1
 
@@ -148,20 +147,14 @@ def ask_scored(
     assistant: Assistant, ungated: Assistant, q: SquadQuestion, lang: str, backend: str, gold_removed: bool
 ) -> tuple[dict[str, Any], tuple[float, bool, bool]]:
     """The scored row and the threshold-sweep item (relevance, answerable, ok past the gate)."""
-    t = time.perf_counter()
-    a = assistant.ask(q.question(lang), backend=backend)
-    seconds = time.perf_counter() - t
-    best = best_relevance(a)
-    gated = bool(a.passages) and best < assistant.settings.retrieval.min_relevance
-    # For the trade-off we need the outcome past the gate: ask again without it.
-    past = ungated.ask(q.question(lang), backend=backend) if gated else a
-    row = score_answer(q, lang, a) | {
+    g = ask_through_gate(assistant, ungated, q.question(lang), backend)
+    row = score_answer(q, lang, g.answer) | {
         "gold_removed": gold_removed,
-        "relevance": round(best, 4),
-        "refused_by_threshold": gated,
-        "seconds": round(seconds, 2),
+        "relevance": round(g.relevance, 4),
+        "refused_by_threshold": g.gated,
+        "seconds": round(g.seconds, 2),
     }
-    return row, (best, not gold_removed, _ok(q, lang, past, gold_removed))
+    return row, (g.relevance, not gold_removed, _ok(q, lang, g.past_gate, gold_removed))
 
 
 def evaluate_answers(

@@ -9,7 +9,6 @@ refusal-threshold trade-off (``retrieval.min_relevance``).
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ..documents import expand_paths
 from ..errors import DocumentError
 from ..types import Answer
 from .data import ArticleQuestion
-from .gate import best_relevance, sweep_report, without_gate
+from .gate import ask_through_gate, sweep_report, without_gate
 from .scoring import ArticleVerdict, citation_precision_recall, score_article_answer
 
 
@@ -74,15 +73,10 @@ def run_backend(
     pairs: list[tuple[bool, ArticleVerdict]] = []
     sweep_items: list[tuple[float, bool, bool]] = []
     for q in tqdm(questions, desc=f"article QA [{backend}]", disable=not progress, leave=False):
-        t = time.perf_counter()
-        a = assistant.ask(q.question, backend=backend)
-        seconds = time.perf_counter() - t
+        g = ask_through_gate(assistant, ungated, q.question, backend)
+        a = g.answer
         v = _verdict(q, a)
-        best = best_relevance(a)
-        gated = bool(a.passages) and best < threshold
-        # For the trade-off we need the outcome past the gate: ask again without it.
-        ok_past_gate = _ok_if_passed(q, ungated.ask(q.question, backend=backend) if gated else a)
-        sweep_items.append((best, not q.unanswerable, ok_past_gate))
+        sweep_items.append((g.relevance, not q.unanswerable, _ok_if_passed(q, g.past_gate)))
         pairs.append((q.unanswerable, v))
         rows.append(
             {
@@ -97,13 +91,13 @@ def run_backend(
                 "answerable": a.answerable,
                 "citations": [{"number": c.number, "quote": c.quote, "chunk_id": c.chunk_id} for c in a.citations],
                 "gold_cited": v.gold_cited if not q.unanswerable else None,
-                "best_relevance": round(best, 4),
-                "refused_by_threshold": gated,
+                "best_relevance": round(g.relevance, 4),
+                "refused_by_threshold": g.gated,
                 "backend_used": a.backend,
                 "fell_back": a.fell_back,
                 "refusal_reason": a.refusal_reason,
                 "fallback_reason": a.fallback_reason,
-                "seconds": round(seconds, 2),
+                "seconds": round(g.seconds, 2),
             }
         )
     precision, recall = citation_precision_recall(pairs)

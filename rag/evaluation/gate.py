@@ -7,12 +7,16 @@ what would have happened past it at a lower threshold.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..types import Answer
+
+if TYPE_CHECKING:
+    from ..assistant import Assistant
 
 
 def best_relevance(answer: Answer) -> float:
@@ -27,6 +31,27 @@ def best_relevance(answer: Answer) -> float:
 def without_gate(settings: Settings) -> Settings:
     """The same settings with the relevance threshold off (the answer-type check stays)."""
     return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": -1.0})})
+
+
+@dataclass(frozen=True)
+class GatedAnswer:
+    answer: Answer  # what the assistant answered, gate included
+    seconds: float  # time of that answer
+    relevance: float  # the score the gate compared (best_relevance)
+    gated: bool  # refused by the relevance threshold
+    past_gate: Answer  # the answer without the threshold (``answer`` unless gated)
+
+
+def ask_through_gate(assistant: Assistant, ungated: Assistant, question: str, backend: str) -> GatedAnswer:
+    """Ask ``assistant``; when its threshold refused, ask ``ungated`` (``without_gate``) too,
+    since the trade-off needs the outcome past the gate."""
+    t = time.perf_counter()
+    a = assistant.ask(question, backend=backend)
+    seconds = time.perf_counter() - t
+    best = best_relevance(a)
+    gated = bool(a.passages) and best < assistant.settings.retrieval.min_relevance
+    past = ungated.ask(question, backend=backend) if gated else a
+    return GatedAnswer(a, seconds, best, gated, past)
 
 
 @dataclass(frozen=True)

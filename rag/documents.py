@@ -88,7 +88,13 @@ def read_article(path: Path, max_bytes: int) -> Document:
     except OSError as err:
         raise DocumentError(f"{path}: cannot be read ({err.strerror or err}).") from err
     text = decode_article(raw, str(path))
-    return parse_article(text, source=str(path), fallback_title=path.stem.replace("_", " "))
+    return parse_article(text, source=str(path), fallback_title=filename_title(path, document_id(text)))
+
+
+def filename_title(path: Path, doc_id: str) -> str:
+    """The title of an article without one: its file name, less the "-<id>" the
+    store adds (so the title stays the same once the article is in the store)."""
+    return path.stem.removesuffix(f"-{doc_id[:8]}").replace("_", " ").strip() or path.stem
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

@@ -19,14 +19,18 @@ class IngestReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "article"
+def _file_stem(name: str) -> str:
+    """The original file name, minus characters some file systems refuse: it is the
+    title of articles without one (``documents.filename_title``)."""
+    safe = re.sub(r'[\x00-\x1f\\/:*?"<>|]+', "_", name).strip(" ._")
+    # File names are limited to 255 bytes; leave room for the id suffix.
+    return safe.encode("utf-8")[:200].decode("utf-8", "ignore") or "article"
 
 
 def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
     """Write the article text into the store atomically; returns its path."""
     docs_dir.mkdir(parents=True, exist_ok=True)
-    target = docs_dir / f"{_slug(Path(doc.source).stem)}-{doc.doc_id[:8]}{suffix}"
+    target = docs_dir / f"{_file_stem(Path(doc.source).stem)}-{doc.doc_id[:8]}{suffix}"
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(doc.text, encoding="utf-8")
     os.replace(tmp, target)

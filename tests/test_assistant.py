@@ -71,3 +71,18 @@ def test_ingest_reports_bad_files_and_keeps_good_ones(home: Path, tmp_path: Path
     assert [d.title for d in report.added] == ["Titolo valido"]
     assert len(report.errors) == 2 and any("UTF-8" in e for e in report.errors)
     assert any("no such file" in e for e in report.errors)
+
+
+def test_title_from_file_name_survives_a_restart(home: Path, tmp_path: Path) -> None:
+    """An article without a title line is titled by its file name, before and after
+    it is copied into the store (whose file names carry an id suffix)."""
+    src = tmp_path / "Furto_in_centro à Modena.txt"
+    src.write_text("Ieri sera due uomini hanno rubato una bicicletta davanti alla stazione di Modena.\n")
+    a = Assistant(make_settings(home))
+    assert [d.title for d in a.ingest([src]).added] == ["Furto in centro à Modena"]
+    stored = [p.name for p in (home / "docs_store").iterdir() if p.name.startswith("Furto")]
+    assert len(stored) == 1 and stored[0].endswith(".txt")
+    restarted = Assistant(make_settings(home))
+    assert "Furto in centro à Modena" in {d["title"] for d in restarted.documents()}
+    hit = restarted.search("bicicletta rubata alla stazione", k=1)[0]
+    assert hit.title == "Furto in centro à Modena"

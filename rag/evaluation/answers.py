@@ -79,6 +79,7 @@ def score_answer(q: SquadQuestion, lang: str, a: Answer) -> dict[str, Any]:
         "lang": lang,
         "question": q.question(lang),
         "gold": list(golds),
+        "translated_query": a.translated_query,
         "answer": a.text,
         "prediction": pred,
         "em": exact_match(pred, golds, lang),
@@ -86,6 +87,8 @@ def score_answer(q: SquadQuestion, lang: str, a: Answer) -> dict[str, Any]:
         "contains_gold": contains_answer(pred, golds, lang),
         "answerable": a.answerable,
         "citations": len(cited),
+        # The cited passage sentences, for reading the report and studying refusals.
+        "quotes": [c.quote for c in a.citations],
         "gold_citations": sum(1 for d in cited if d == q.pid),
         "gold_retrieved": any(h.doc_id == q.pid for h in a.passages),
         # The language check ignores «quotes» (the extractive backend quotes Italian passages).

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, load_settings, passage_count
+from .documents import decode_article, document_id
 from .embed import Embedder, get_embedder
-from .errors import InvalidQuestionError
-from .indexer import SyncReport, load_documents, sync_index
+from .errors import DocumentError, InvalidQuestionError
+from .indexer import SyncReport, indexed_manifest, load_documents, sync_index
 from .ingest import IngestReport, ingest_paths
 from .retrieve import HybridRetriever
 from .types import Answer, SearchHit
@@ -107,6 +108,15 @@ class Assistant:
         ]
 
     def document_text(self, doc_id: str) -> str:
+        """An article's text: read from its file as indexed, or found in the store if it moved."""
+        source = indexed_manifest(self.settings).documents.get(doc_id)
+        if source:
+            try:
+                text = decode_article(Path(source).read_bytes(), source)
+                if document_id(text) == doc_id:
+                    return text
+            except (OSError, DocumentError):
+                pass
         for d in load_documents(self.settings)[0]:
             if d.doc_id == doc_id:
                 return d.text

@@ -81,6 +81,7 @@ def _make_chunk(doc: Document, number: int, heading: str | None, start: int, end
         start=start,
         end=end,
         text=doc.text[start:end],
+        language=doc.language,
     )
 
 

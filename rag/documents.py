@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +41,9 @@ def decode_article(raw: bytes, source: str) -> str:
     return text
 
 
-def parse_article(text: str, source: str, fallback_title: str) -> Document:
-    """Build a Document: metadata line or Markdown title, language, id."""
+def parse_article(text: str, source: str, fallback_title: str, language: str | None = None) -> Document:
+    """Build a Document: metadata line or Markdown title, language (detected unless
+    given), id."""
     first_line, _, _ = text.partition("\n")
     title, date, body_start = fallback_title, None, 0
     meta = _META_LINE.match(first_line)
@@ -61,14 +62,18 @@ def parse_article(text: str, source: str, fallback_title: str) -> Document:
         title=title,
         date=date,
         source=source,
-        language=detect_language(body),
+        language=language or detect_language(body),
         text=text,
         body_start=min(body_start, len(text)),
     )
 
 
-def read_article(path: Path, max_bytes: int) -> Document:
-    """Read and parse one article file, with a clear error for every bad input."""
+def read_article(path: Path, max_bytes: int, known_languages: Mapping[str, str] | None = None) -> Document:
+    """Read and parse one article file, with a clear error for every bad input.
+
+    ``known_languages`` (document id -> language) spares detecting the language of
+    articles read before: detection is most of the time it takes to open a store.
+    """
     if not path.exists():
         raise DocumentError(f"{path}: no such file or folder.")
     if not path.is_file():
@@ -88,7 +93,9 @@ def read_article(path: Path, max_bytes: int) -> Document:
     except OSError as err:
         raise DocumentError(f"{path}: cannot be read ({err.strerror or err}).") from err
     text = decode_article(raw, str(path))
-    return parse_article(text, source=str(path), fallback_title=filename_title(path, document_id(text)))
+    doc_id = document_id(text)
+    language = (known_languages or {}).get(doc_id)
+    return parse_article(text, str(path), filename_title(path, doc_id), language)
 
 
 def filename_title(path: Path, doc_id: str) -> str:
@@ -154,10 +161,10 @@ def split_sections(doc: Document) -> list[Section]:
     return sections
 
 
-def iter_store(docs_dir: Path, max_bytes: int) -> Iterator[Document]:
+def iter_store(docs_dir: Path, max_bytes: int, known_languages: Mapping[str, str] | None = None) -> Iterator[Document]:
     """Every article in the store, in a stable order."""
     if not docs_dir.exists():
         return
     for path in sorted(docs_dir.rglob("*")):
         if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-            yield read_article(path, max_bytes)
+            yield read_article(path, max_bytes, known_languages)

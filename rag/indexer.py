@@ -32,11 +32,21 @@ class SyncReport:
     languages: list[str] = field(default_factory=list)
 
 
+def indexed_manifest(settings: Settings) -> Manifest:
+    """What the index was built from (empty when there is no readable index): a cache of
+    each document's file and language, by content id."""
+    try:
+        manifest = VectorStore.read_manifest(settings.index_dir)
+    except IndexCorruptError:
+        manifest = None
+    return manifest or Manifest(embedding_model="", dim=0, chunking={})
+
+
 def load_documents(settings: Settings) -> tuple[list[Document], list[str]]:
     """All readable articles of the store, deduplicated by content id."""
     docs: dict[str, Document] = {}
     skipped: list[str] = []
-    store = iter_store(settings.docs_dir, settings.max_document_bytes)
+    store = iter_store(settings.docs_dir, settings.max_document_bytes, indexed_manifest(settings).languages)
     while True:
         try:
             doc = next(store)
@@ -60,6 +70,7 @@ def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Documen
         dim=embedder.dim,
         chunking={**settings.chunking.model_dump(), "chunker_version": CHUNKER_VERSION},
         documents={d.doc_id: d.source for d in docs},
+        languages={d.doc_id: d.language for d in docs},
     )
 
 
@@ -78,6 +89,7 @@ def sync_index(
     docs, skipped = load_documents(settings)
     want = expected_manifest(settings, embedder, docs)
     folder = settings.index_dir
+    have: Manifest | None = None
     old: VectorStore | None = None
     reason: str | None = "requested" if rebuild else None
     if not rebuild:
@@ -90,7 +102,10 @@ def sync_index(
         except IndexCorruptError as err:
             log.warning("%s; rebuilding", err)
             reason, old = f"index damaged: {err}", None
-    if reason is None and old is not None:
+    if reason is None and old is not None and have is not None:
+        if have.languages != want.languages:  # an index from before languages were recorded
+            have.languages = want.languages
+            VectorStore.write_manifest(folder, have)
         return old, SyncReport("loaded", None, len(docs), len(old), 0, skipped, _languages(docs))
 
     store = VectorStore(embedder.dim)

@@ -22,6 +22,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -88,9 +89,11 @@ class BM25Index:
     """In-memory BM25 over a list of texts (rebuilt at load; it takes seconds at most)."""
 
     def __init__(
-        self, texts: list[str], languages: list[str] | None = None, k1: float = 1.5, b: float = 0.75
+        self, texts: list[str], languages: Sequence[str | None] | None = None, k1: float = 1.5, b: float = 0.75
     ) -> None:
-        langs = languages or [detect_language(t) for t in texts]
+        """``languages``: of each text, when known (detected where None)."""
+        known = languages or [None] * len(texts)
+        langs = [lang or detect_language(t) for t, lang in zip(texts, known, strict=True)]
         langs = [lang if lang in ANALYZED else "it" for lang in langs]
         corpus = [analyze(t, lang) or ["\u2205"] for t, lang in zip(texts, langs, strict=True)]
         self.size = len(texts)

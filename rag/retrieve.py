@@ -54,8 +54,12 @@ class HybridRetriever:
     def _bm25(self) -> BM25Index:
         with self._lock:
             if self._bm25_index is None:
+                chunks = self.store.chunks
                 self._bm25_index = BM25Index(
-                    [indexed_text(c) for c in self.store.chunks], k1=self.cfg.bm25_k1, b=self.cfg.bm25_b
+                    [indexed_text(c) for c in chunks],
+                    [c.language for c in chunks],
+                    k1=self.cfg.bm25_k1,
+                    b=self.cfg.bm25_b,
                 )
             return self._bm25_index
 

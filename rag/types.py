@@ -33,6 +33,8 @@ class Chunk:
     start: int
     end: int
     text: str
+    # The document's language (None in indexes made before it was recorded).
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

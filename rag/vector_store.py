@@ -44,6 +44,8 @@ class Manifest:
     dim: int
     chunking: dict[str, Any]
     documents: dict[str, str] = field(default_factory=dict)  # doc_id -> source
+    # doc_id -> language: the store is opened without detecting languages again.
+    languages: dict[str, str] = field(default_factory=dict)
     chunk_count: int = 0
     chunks_sha256: str = ""
     format: int = FORMAT_VERSION
@@ -100,6 +102,10 @@ class VectorStore:
         manifest.chunks_sha256 = hashlib.sha256(data).hexdigest()
         _atomic_write(folder / VECTORS, faiss.serialize_index(self.index).tobytes())
         _atomic_write(folder / CHUNKS, data)
+        self.write_manifest(folder, manifest)
+
+    @staticmethod
+    def write_manifest(folder: Path, manifest: Manifest) -> None:
         _atomic_write(folder / MANIFEST, json.dumps(manifest.__dict__, indent=2).encode())
 
     @staticmethod

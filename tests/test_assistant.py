@@ -8,7 +8,9 @@ import pytest
 
 from rag import Assistant, InvalidQuestionError, SearchHit
 from rag.retrieve import LangChainRetriever
-from tests.conftest import make_settings
+from tests.conftest import SEED, make_settings
+
+SEED_NAME = SEED.name
 
 
 def test_search_returns_typed_hits_with_spans(assistant: Assistant) -> None:
@@ -86,3 +88,14 @@ def test_title_from_file_name_survives_a_restart(home: Path, tmp_path: Path) -> 
     assert "Furto in centro à Modena" in {d["title"] for d in restarted.documents()}
     hit = restarted.search("bicicletta rubata alla stazione", k=1)[0]
     assert hit.title == "Furto in centro à Modena"
+
+
+def test_document_text_of_a_moved_file(home: Path) -> None:
+    a = Assistant(make_settings(home))
+    doc_id = a.search("Kim Jong-un", k=1)[0].doc_id
+    text = a.document_text(doc_id)
+    assert text.lstrip().startswith("date 2024-06 Un accordo di mutua difesa")
+    (home / "docs_store" / SEED_NAME).rename(home / "docs_store" / "moved.txt")
+    assert a.document_text(doc_id) == text  # the index still names the old file: found by content
+    with pytest.raises(KeyError):
+        a.document_text("0" * 16)

@@ -112,3 +112,42 @@ def test_empty_store(tmp_path: Path) -> None:
     shutil.rmtree(s.docs_dir)
     store, r = sync_index(s, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
     assert len(store) == 0 and r.documents == 0
+
+
+def _no_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(text: str) -> str:
+        raise AssertionError("language detected again")
+
+    monkeypatch.setattr("rag.documents.detect_language", fail)
+    monkeypatch.setattr("rag.lexical.detect_language", fail)
+
+
+def test_reopening_a_store_does_not_detect_languages_again(
+    settings: Settings, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Language detection was most of the time a restart took (about 10 ms an article)."""
+    from rag.retrieve import HybridRetriever
+
+    emb = FakeEmbedder()
+    store, _ = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert {c.language for c in store.chunks} == {"it"}
+    _no_detection(monkeypatch)
+    store, report = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert report.action == "loaded" and report.languages == ["it"]
+    HybridRetriever(store, emb, settings.retrieval)  # type: ignore[arg-type]  # BM25 uses the chunks' languages
+
+
+def test_index_from_before_languages_were_recorded_still_loads_and_is_upgraded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emb = FakeEmbedder()
+    sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    path = settings.index_dir / MANIFEST
+    old = json.loads(path.read_text())
+    del old["languages"]
+    path.write_text(json.dumps(old))
+    store, report = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
+    assert report.action == "loaded" and emb.calls == len(store)  # nothing embedded again
+    assert list(json.loads(path.read_text())["languages"].values()) == ["it"]
+    _no_detection(monkeypatch)
+    assert sync_index(settings, emb, progress=False)[1].action == "loaded"  # type: ignore[arg-type]

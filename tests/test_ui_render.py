@@ -117,6 +117,10 @@ def test_articles_description_and_model_info() -> None:
     assert "A &lt;b&gt;" in html and "no date" in html and "7 passages" in html and "IT" in html
     assert label("it", "articles_none") in articles_html([], "it")
     assert "· 1 passaggio</li>" in articles_html([{**docs[0], "passages": 1}], "it")
+    many = [{**docs[0], "title": f"Articolo {i}"} for i in range(1234)]
+    html = articles_html(many, "it", shown=100)
+    assert html.count("<li") == 101 and "Articolo 99<" in html and "Articolo 100<" not in html
+    assert "…e altri 1.134 articoli" in html and "and 1,134 more" in articles_html(many, "en", shown=100)
 
     class S:
         class llm:  # a settings stand-in

@@ -23,6 +23,9 @@ _BLANK_RUN = re.compile(r"\n{3,}")
 # A metadata first line ("date 2024-06 Title") is shown as the card's title and date instead.
 _META_LINE = re.compile(r"\s*date[ \t]+\d{4}(?:-\d{2}){0,2}[ \t]+[^\n]*\n\s*", re.IGNORECASE)
 
+# Articles listed on the page; the rest are counted.
+ARTICLES_SHOWN = 100
+
 
 def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
@@ -170,18 +173,22 @@ def notice_html(message: str, ok: bool = True) -> str:
     return f'<span class="{"chat-notice" if ok else "chat-error"}">{esc(message)}</span>'
 
 
-def articles_html(docs: Sequence[dict[str, Any]], lang: str) -> str:
-    """A short description of the loaded articles: title, date, language, passage count."""
+def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICLES_SHOWN) -> str:
+    """A short description of the loaded articles: title, date, language, passage count
+    (the first ``shown``; a store of thousands would make the page heavy)."""
     if not docs:
         return f'<div class="articles">{esc(label(lang, "articles_none"))}</div>'
     rows = []
-    for d in docs:
+    for d in docs[:shown]:
         facts = [
             esc(d.get("date") or label(lang, "no_date")),
             esc(str(d.get("language", "")).upper()),
             esc(count(lang, int(d.get("passages", 0)))),
         ]
         rows.append(f'<li><span class="src-title">{esc(d["title"])}</span> · {" · ".join(facts)}</li>')
+    if len(docs) > shown:
+        more = f"{len(docs) - shown:,}".replace(",", "." if lang == "it" else ",")
+        rows.append(f'<li class="more">{esc(label(lang, "articles_more", n=more))}</li>')
     return f'<div class="articles"><ul>{"".join(rows)}</ul></div>'
 
 

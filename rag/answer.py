@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.language_models.chat_models import BaseChatModel
 
+from .answer_check import cited_text_answers
 from .answerability import Verdict, judge
 from .citations import SupportChecker, render
 from .config import passage_count
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 DECLINED = "the model found no answer in the passages"
 UNVERIFIED = "no sentence of the model's answer was supported by the passages"
 UNCITED = "no sentence could be supported by a passage"
+NOT_ANSWERED = "the sentences the answer cites do not answer the question (answer check)"
 
 
 def answer_stream(
@@ -98,6 +100,9 @@ def answer_stream(
                 yield run.refuse(UNVERIFIED)
                 return
             run.fallback_reason = UNVERIFIED
+        elif not run.answers_question(claims):
+            yield run.refuse(NOT_ANSWERED)
+            return
     yield run.cite(claims or run.extractive())
 
 
@@ -198,6 +203,19 @@ class _Run:
         except BackendError as err:
             self._backend_failed(err)
             return []
+
+    def answers_question(self, claims: VerifiedClaims) -> bool:
+        """False when the chat model, shown only the sentences the claims cite, says
+        they do not answer the question (``llm.answer_check``; rag/answer_check.py)."""
+        if not self.settings.llm.answer_check or self.chat is None:
+            return True
+        quotes = [self.hits[s.hit].text[s.start : s.end] for _, supports in claims for s in supports]
+        t = time.perf_counter()
+        verdict = cited_text_answers(
+            self.chat, self.answer.searched_for, list(dict.fromkeys(quotes)), self.settings.llm.timeout_s
+        )
+        self.answer.timings["answer_check"] = time.perf_counter() - t
+        return verdict is not False
 
     def extractive(self) -> VerifiedClaims:
         """The best-matching sentences, quoted; marked as a fallback unless asked for."""

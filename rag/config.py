@@ -94,6 +94,10 @@ class LLMSettings(BaseModel):
     # best-matching sentences instead, as when the backend fails (more answerable
     # questions get something, off-topic ones get unrelated quotes; see README).
     quote_unverified: bool = False
+    # After answering, ask the model whether the sentences it cites answer the question
+    # and refuse when it says no (rag/answer_check.py): it catches answers made from a
+    # related passage when the one holding the answer is missing. Costs one short call.
+    answer_check: bool = True
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(200, ge=16)
     timeout_s: float = Field(120.0, gt=0)

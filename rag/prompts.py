@@ -119,3 +119,9 @@ TRANSLATE_EXAMPLES = (  # (English, Italian)
         "Quante persone vivevano nella regione nel XIX secolo?",
     ),
 )
+
+# The answer check (rag/answer_check.py): asked after the answer, with only the
+# sentences it cites. English instructions work for questions in either language
+# (measured on Italian and English questions over Italian text).
+ANSWER_CHECK_SYSTEM = "You judge whether a text answers a question. Reply with one word: yes or no."
+ANSWER_CHECK_USER = "Text: {quotes}\n\nQuestion: {question}\n\nDoes the text state the answer to the question? (yes/no)"

@@ -26,14 +26,14 @@ DEV_QUESTIONS = SHARED / "bench" / "article_dev.jsonl"
 def make_settings(home: Path, **overrides: object) -> Settings:
     """Settings for a private home that reuses the prepared models.
 
-    Question translation is off unless asked for: with it, a fake chat model's
-    first scripted reply would go to the translation step of English questions.
+    Question translation and the answer check are off unless asked for: with them,
+    a fake chat model's scripted replies would go to those steps too.
     """
     (home / "docs_store").mkdir(parents=True, exist_ok=True)
     return Settings(
         home=home,
         embedding={"model": str(REPO / DEFAULT_E5_DIR)},
-        llm={"model_path": str(REPO / DEFAULT_GGUF), **overrides.pop("llm", {})},  # type: ignore[dict-item]
+        llm={"model_path": str(REPO / DEFAULT_GGUF), "answer_check": False, **overrides.pop("llm", {})},  # type: ignore[dict-item]
         retrieval={"translate_query": False, **overrides.pop("retrieval", {})},  # type: ignore[dict-item]
         **overrides,
     )
@@ -71,6 +71,14 @@ def assistant(shared_home: Path) -> Assistant:
 def product_assistant(shared_home: Path) -> Assistant:
     """The seed article with the product's defaults (question translation on)."""
     a = Assistant(make_settings(shared_home, retrieval={"translate_query": True}))
+    a.index(progress=False)
+    return a
+
+
+@pytest.fixture(scope="session")
+def default_assistant(shared_home: Path) -> Assistant:
+    """The seed article with every product default (translation and answer check on)."""
+    a = Assistant(make_settings(shared_home, retrieval={"translate_query": True}, llm={"answer_check": True}))
     a.index(progress=False)
     return a
 

@@ -18,38 +18,38 @@ def _question(dev: list[dict], qid: str) -> dict:
 # d04 and d06 are known misses of the embedded model (reported by `rag eval article`).
 @pytest.mark.parametrize("qid", ["d03", "d02", "d08"])
 def test_answers_in_the_question_language_citing_the_gold_passage(
-    product_assistant: Assistant, dev_questions: list[dict], qid: str
+    default_assistant: Assistant, dev_questions: list[dict], qid: str
 ) -> None:
     q = _question(dev_questions, qid)
-    a = product_assistant.ask(q["q"], backend="llamacpp")
+    a = default_assistant.ask(q["q"], backend="llamacpp")
     assert a.backend == "llamacpp" and not a.fell_back, a.fallback_reason
     assert a.language == q["lang"] and a.answerable
     for group in q["expect_any"]:
         assert any(alt in a.text.lower() for alt in group), a.text
     assert any(q["gold"] in c.passage for c in a.citations), a.citations
-    assert "first_token" in a.timings
+    assert "first_token" in a.timings and "answer_check" in a.timings  # the check ran and agreed
     # English questions meet the Italian article in Italian too.
     assert (a.translated_query is not None) == (q["lang"] == "en"), a.translated_query
 
 
-def test_answer_does_not_depend_on_earlier_questions(product_assistant: Assistant) -> None:
+def test_answer_does_not_depend_on_earlier_questions(default_assistant: Assistant) -> None:
     # Before rag/llama_cache.py this question got "Putin ha firmato…" in a fresh process
     # but "Kim Jong-un ha firmato…" after these two other questions.
     question = "Chi ha firmato l'accordo di mutua difesa?"
-    first = product_assistant.ask(question, backend="llamacpp").text
+    first = default_assistant.ask(question, backend="llamacpp").text
     for other in ("Cosa ha criticato Putin?", "Quali colori decoravano la piazza?"):
-        product_assistant.ask(other, backend="llamacpp")
-    assert product_assistant.ask(question, backend="llamacpp").text == first
+        default_assistant.ask(other, backend="llamacpp")
+    assert default_assistant.ask(question, backend="llamacpp").text == first
     assert "putin" in first.lower(), first
 
 
-def test_unanswerable_is_refused(product_assistant: Assistant, dev_questions: list[dict]) -> None:
+def test_unanswerable_is_refused(default_assistant: Assistant, dev_questions: list[dict]) -> None:
     q = _question(dev_questions, "d09")
-    a = product_assistant.ask(q["q"], backend="llamacpp")
+    a = default_assistant.ask(q["q"], backend="llamacpp")
     assert not a.answerable and not a.citations and a.language == "it"
     assert "non contengono" in a.text
 
 
-def test_population_of_pyongyang_is_not_invented(product_assistant: Assistant) -> None:
-    a = product_assistant.ask("What is the population of Pyongyang?", backend="llamacpp")
+def test_population_of_pyongyang_is_not_invented(default_assistant: Assistant) -> None:
+    a = default_assistant.ask("What is the population of Pyongyang?", backend="llamacpp")
     assert not a.answerable and not a.citations and not any(ch.isdigit() for ch in a.text)

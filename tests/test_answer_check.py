@@ -3,38 +3,16 @@ the real model's verdicts are covered by the end-to-end tests and `rag eval`).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
 
 from rag import Assistant
 from rag.answer import NOT_ANSWERED
 from rag.answer_check import cited_text_answers
 from rag.prompts import NO_ANSWER, REFUSAL
+from tests.fakes import Exploding, recording
 
 QUOTE = "Putin ha firmato un accordo di mutua difesa con Kim Jong-un."
 ANSWER = "Putin signed the pact with Kim Jong-un [1]."
-
-
-class Recording(GenericFakeChatModel):
-    prompts: list[list[BaseMessage]]
-
-    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
-        self.prompts.append(messages)
-        yield from super()._stream(messages, *a, **k)
-
-
-def recording(*replies: str) -> Recording:
-    return Recording(messages=iter([AIMessage(r) for r in replies]), prompts=[])
-
-
-class Exploding(GenericFakeChatModel):
-    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
-        raise ConnectionRefusedError("connection refused by 127.0.0.1:9")
 
 
 @pytest.mark.parametrize(

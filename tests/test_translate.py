@@ -3,40 +3,14 @@ two wordings, and the answer pipeline's use of it (fake chat models)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
-from pydantic import Field
 
 from rag import Assistant
 from rag.translate import acceptable, translate_question, translation_messages
+from tests.fakes import Exploding, recording
 
 QUESTION_EN = "Who signed the mutual defence pact?"
 QUESTION_IT = "Chi ha firmato il patto di mutua difesa?"
-
-
-class Recording(GenericFakeChatModel):
-    """Replies from a script and keeps every prompt it was sent."""
-
-    prompts: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
-        self.prompts.append(messages)
-        yield from super()._stream(messages, *a, **k)
-
-
-def recording(*replies: str) -> Recording:
-    return Recording(messages=iter([AIMessage(r) for r in replies]), prompts=[])
-
-
-class Exploding(GenericFakeChatModel):
-    def _stream(self, messages: list[BaseMessage], *a: Any, **k: Any) -> Iterator[ChatGenerationChunk]:
-        raise ConnectionRefusedError("connection refused by 127.0.0.1:9")
-        yield ChatGenerationChunk(message=AIMessageChunk(content=""))
 
 
 def test_prompt_has_examples_in_both_directions() -> None:

@@ -101,7 +101,7 @@ def read_article(path: Path, max_bytes: int, known_languages: Mapping[str, str] 
 def filename_title(path: Path, doc_id: str) -> str:
     """The title of an article without one: its file name, less the "-<id>" the
     store adds (so the title stays the same once the article is in the store)."""
-    return path.stem.removesuffix(f"-{doc_id[:8]}").replace("_", " ").strip() or path.stem
+    return " ".join(path.stem.removesuffix(f"-{doc_id[:8]}").replace("_", " ").split()) or path.stem
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .documents import expand_paths, read_article
+from .documents import expand_paths, filename_title, parse_article, read_article
 from .errors import DocumentError
 from .types import Document
 
@@ -58,7 +58,6 @@ def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_byt
             continue
         stored = store_document(doc, docs_dir, path.suffix.lower())
         seen.add(doc.doc_id)
-        report.added.append(
-            Document(doc.doc_id, doc.title, doc.date, str(stored), doc.language, doc.text, doc.body_start)
-        )
+        # As the store will read it back (a title from the file name loses what file names cannot hold).
+        report.added.append(parse_article(doc.text, str(stored), filename_title(stored, doc.doc_id), doc.language))
     return report

@@ -89,6 +89,12 @@ def test_title_from_file_name_survives_a_restart(home: Path, tmp_path: Path) -> 
     hit = restarted.search("bicicletta rubata alla stazione", k=1)[0]
     assert hit.title == "Furto in centro à Modena"
 
+    # Characters file names cannot hold are dropped from the title at once, not after a restart.
+    odd = tmp_path / "Rapina: in centro?.txt"
+    odd.write_text("Due uomini armati hanno rapinato una gioielleria nel centro di Modena.\n")
+    assert [d.title for d in restarted.ingest([odd]).added] == ["Rapina in centro"]
+    assert "Rapina in centro" in {d["title"] for d in Assistant(make_settings(home)).documents()}
+
 
 def test_document_text_of_a_moved_file(home: Path) -> None:
     a = Assistant(make_settings(home))

@@ -6,6 +6,15 @@ semantically close to it (multilingual embeddings, so an English claim can be
 checked against an Italian passage). Unsupported citations are re-pointed to
 the best supporting passage, or the sentence is dropped; a co-cited passage
 that supports the sentence clearly worse than the best one is dropped.
+
+A short claim ("Kim Jong-un.") is the answer to the question more than a
+statement: every sentence naming him supports it equally. Which passage it is
+cited to is then decided with the question in front of it ("Chi è il leader
+nordcoreano? Kim Jong-un."), so the sentence that answers the question wins
+over one that merely names him. Whether the claim is supported at all is still
+judged on the claim alone, and a short claim in its passage's own language
+must share its words (embeddings rate any bare name close to any sentence:
+"Mario Rossi." 0.83 against the seed article, as high as true answers).
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ BETTER_SOURCE_MARGIN = 0.05
 # and nearly any passage of the same article clears the bare support threshold.
 WEAKER_SOURCE_MARGIN = 0.10
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Claims with at most this many content words are ranked with the question in front.
+SHORT_CLAIM_TERMS = 4
 
 
 @dataclass
@@ -120,33 +131,56 @@ class SupportChecker:
         scores = self.question_scores(question)
         return float(scores.max()) if len(scores) else 0.0
 
-    def best(self, claim: str, only: list[int] | None = None) -> Support | None:
-        """Best supporting sentence among hits ``only`` (all when None), if supported."""
-        qvec = self.embedder.encode_passages([claim])[0]
-        sims = self.sentence_vectors @ qvec
+    def best(
+        self,
+        claim: str,
+        only: list[int] | None = None,
+        ranked_as: str | None = None,
+        words_in: str | None = None,
+    ) -> Support | None:
+        """Best supporting sentence among hits ``only`` (all when None), if supported.
+
+        Support is judged on ``claim``; supporting sentences are ranked by how well
+        they match ``ranked_as`` (the claim with its question, for short claims).
+        Sentences of passages in language ``words_in`` support it only lexically.
+        """
+        texts = [claim] if ranked_as is None else [claim, ranked_as]
+        sims = self.sentence_vectors @ self.embedder.encode_passages(texts).T
         best: Support | None = None
         for j, (hit, s, e) in enumerate(self.sentence_owners):
             if only is not None and hit not in only:
                 continue
             sentence = self.hits[hit].text[s:e]
             lex = lexical_support(claim, sentence)
-            sem = float(sims[j])
-            if (lex < MIN_LEXICAL_SUPPORT and sem < MIN_SEMANTIC_SUPPORT) or not numbers_match(claim, sentence):
+            sem = float(sims[j, 0])
+            same_language = words_in is not None and words_in == self.hits[hit].chunk.language
+            semantic_ok = sem >= MIN_SEMANTIC_SUPPORT and not same_language
+            if not (lex >= MIN_LEXICAL_SUPPORT or semantic_ok) or not numbers_match(claim, sentence):
                 continue
+            if ranked_as is not None:
+                sem, lex = float(sims[j, 1]), lexical_support(ranked_as, sentence)
             score = sem + 0.25 * lex
             if best is None or score > best.score:
                 best = Support(hit, s, e, score)
         return best
 
 
-def verify_claims(claims: list[Claim], checker: SupportChecker) -> list[tuple[str, list[Support]]]:
-    """Keep supported claims; each with the passages (hit indices) that support it."""
+def verify_claims(
+    claims: list[Claim], checker: SupportChecker, question: str | None = None, language: str | None = None
+) -> list[tuple[str, list[Support]]]:
+    """Keep supported claims; each with the passages (hit indices) that support it.
+
+    ``question`` and ``language`` (the answer's) enable the short-claim rules above.
+    """
     n = len(checker.hits)
     kept: list[tuple[str, list[Support]]] = []
     for claim in claims:
+        short = len(set(analyze(claim.text))) <= SHORT_CLAIM_TERMS
+        ranked_as = f"{question} {claim.text}" if short and question else None
+        words_in = language if short else None
         valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
-        supports = [s for c in valid if (s := checker.best(claim.text, only=[c])) is not None]
-        best = checker.best(claim.text)
+        supports = [s for c in valid if (s := checker.best(claim.text, [c], ranked_as, words_in)) is not None]
+        best = checker.best(claim.text, None, ranked_as, words_in)
         # No valid citation: re-cite. A clearly better source: cite it first.
         if (
             best is not None

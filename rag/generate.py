@@ -122,7 +122,7 @@ def generate_checked(
         claims = parse_claims(draft)
         for claim in claims:
             claim.cites = [hits.index(shown[c - 1]) + 1 for c in claim.cites if 1 <= c <= len(shown)]
-        kept = verify_claims(claims, checker)
+        kept = verify_claims(claims, checker, answer.searched_for, lang)
         if not kept:
             return []
         if detect_language(" ".join(text for text, _ in kept)) in (lang, "und"):

@@ -39,14 +39,20 @@ def indexed_manifest(settings: Settings) -> Manifest:
         manifest = VectorStore.read_manifest(settings.index_dir)
     except IndexCorruptError:
         manifest = None
-    return manifest or Manifest(embedding_model="", dim=0, chunking={})
+    return manifest or _empty_manifest()
 
 
-def load_documents(settings: Settings) -> tuple[list[Document], list[str]]:
-    """All readable articles of the store, deduplicated by content id."""
+def _empty_manifest() -> Manifest:
+    return Manifest(embedding_model="", dim=0, chunking={})
+
+
+def load_documents(settings: Settings, manifest: Manifest | None = None) -> tuple[list[Document], list[str]]:
+    """All readable articles of the store, deduplicated by content id; languages come
+    from ``manifest`` (read from the index when not given) where it knows them."""
     docs: dict[str, Document] = {}
     skipped: list[str] = []
-    store = iter_store(settings.docs_dir, settings.max_document_bytes, indexed_manifest(settings).languages)
+    known = (manifest or indexed_manifest(settings)).languages
+    store = iter_store(settings.docs_dir, settings.max_document_bytes, known)
     while True:
         try:
             doc = next(store)
@@ -86,22 +92,27 @@ def sync_index(
     progress: bool = True,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it."""
-    docs, skipped = load_documents(settings)
-    want = expected_manifest(settings, embedder, docs)
     folder = settings.index_dir
     have: Manifest | None = None
+    damaged: IndexCorruptError | None = None
+    try:
+        have = VectorStore.read_manifest(folder)
+    except IndexCorruptError as err:
+        damaged = err
+    docs, skipped = load_documents(settings, have or _empty_manifest())
+    want = expected_manifest(settings, embedder, docs)
     old: VectorStore | None = None
     reason: str | None = "requested" if rebuild else None
-    if not rebuild:
-        try:
-            have = VectorStore.read_manifest(folder)
-            reason = "no index yet" if have is None else have.stale_reason(want)
-            if reason is None or reason == "documents changed":
-                assert have is not None
+    if not rebuild and damaged is None:
+        reason = "no index yet" if have is None else have.stale_reason(want)
+        if have is not None and reason in (None, "documents changed"):
+            try:
                 old = VectorStore.load(folder, have)
-        except IndexCorruptError as err:
-            log.warning("%s; rebuilding", err)
-            reason, old = f"index damaged: {err}", None
+            except IndexCorruptError as err:
+                damaged = err
+    if not rebuild and damaged is not None:
+        log.warning("%s; rebuilding", damaged)
+        reason, old = f"index damaged: {damaged}", None
     if reason is None and old is not None and have is not None:
         if have.languages != want.languages:  # an index from before languages were recorded
             have.languages = want.languages

@@ -40,7 +40,9 @@ def test_answer_does_not_depend_on_earlier_questions(default_assistant: Assistan
     for other in ("Cosa ha criticato Putin?", "Quali colori decoravano la piazza?"):
         default_assistant.ask(other, backend="llamacpp")
     assert default_assistant.ask(question, backend="llamacpp").text == first
-    assert "putin" in first.lower(), first
+    # Which signer the greedy answer names depends on the CPU's float kernels (Putin on
+    # the Intel VMs, Kim Jong-un on AMD EPYC); both are right ("Putin ha firmato ... con Kim").
+    assert "putin" in first.lower() or "kim" in first.lower(), first
 
 
 def test_unanswerable_is_refused(default_assistant: Assistant, dev_questions: list[dict]) -> None:

@@ -91,7 +91,8 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             page.locator("#chat .draft, #chat .chat-error").first.wait_for(timeout=LLM_TIMEOUT_MS)
             page.screenshot(path=ARTIFACTS / "ui-02-streaming.png")
             answer = _wait_answer(page, 1, LLM_TIMEOUT_MS)
-            assert "[1]" in answer and "Putin" in answer, answer
+            # Putin on Intel VMs, Kim Jong-un on AMD (CPU float kernels); both signed it.
+            assert "[1]" in answer and ("Putin" in answer or "Kim" in answer), answer
             assert detect_language(re.sub(r"\[\d+\]", "", answer)) == "it", answer
             badge = page.locator(BOT).first.locator(".cite-badge").first
             assert badge.inner_text() == "[1]"

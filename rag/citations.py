@@ -117,6 +117,7 @@ class SupportChecker:
         self.sentence_owners = [(i, s, e) for i, sp in enumerate(spans) for s, e in sp]
         self.sentence_vectors = np.asarray(vectors, dtype=np.float32)
         self._question_cache: dict[str, np.ndarray] = {}
+        self._claim_cache: dict[str, np.ndarray] = {}
 
     def question_scores(self, question: str) -> np.ndarray:
         """Cosine of the question (query prompt) with every passage sentence."""
@@ -124,6 +125,13 @@ class SupportChecker:
             qvec = self.embedder.encode_queries([question])[0]
             self._question_cache[question] = self.sentence_vectors @ qvec
         return self._question_cache[question]
+
+    def claim_scores(self, text: str) -> np.ndarray:
+        """Cosine of a claim (passage prompt) with every passage sentence; a claim is
+        scored against its cited passage and then against all, so it is embedded once."""
+        if text not in self._claim_cache:
+            self._claim_cache[text] = self.sentence_vectors @ self.embedder.encode_passages([text])[0]
+        return self._claim_cache[text]
 
     def relevance(self, question: str) -> float:
         """Best sentence-level cosine: separates on- from off-topic questions
@@ -144,21 +152,21 @@ class SupportChecker:
         they match ``ranked_as`` (the claim with its question, for short claims).
         Sentences of passages in language ``words_in`` support it only lexically.
         """
-        texts = [claim] if ranked_as is None else [claim, ranked_as]
-        sims = self.sentence_vectors @ self.embedder.encode_passages(texts).T
+        sims = self.claim_scores(claim)
+        ranked = None if ranked_as is None else self.claim_scores(ranked_as)
         best: Support | None = None
         for j, (hit, s, e) in enumerate(self.sentence_owners):
             if only is not None and hit not in only:
                 continue
             sentence = self.hits[hit].text[s:e]
             lex = lexical_support(claim, sentence)
-            sem = float(sims[j, 0])
+            sem = float(sims[j])
             same_language = words_in is not None and words_in == self.hits[hit].chunk.language
             semantic_ok = sem >= MIN_SEMANTIC_SUPPORT and not same_language
             if not (lex >= MIN_LEXICAL_SUPPORT or semantic_ok) or not numbers_match(claim, sentence):
                 continue
-            if ranked_as is not None:
-                sem, lex = float(sims[j, 1]), lexical_support(ranked_as, sentence)
+            if ranked_as is not None and ranked is not None:
+                sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence)
             score = sem + 0.25 * lex
             if best is None or score > best.score:
                 best = Support(hit, s, e, score)

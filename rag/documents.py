@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,10 +161,9 @@ def split_sections(doc: Document) -> list[Section]:
     return sections
 
 
-def iter_store(docs_dir: Path, max_bytes: int, known_languages: Mapping[str, str] | None = None) -> Iterator[Document]:
-    """Every article in the store, in a stable order."""
+def store_files(docs_dir: Path) -> list[Path]:
+    """Every article file in the store, in a stable order (read each with ``read_article``:
+    one unreadable file must not stop the others being read)."""
     if not docs_dir.exists():
-        return
-    for path in sorted(docs_dir.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-            yield read_article(path, max_bytes, known_languages)
+        return []
+    return [p for p in sorted(docs_dir.rglob("*")) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .chunking import CHUNKER_VERSION, chunk_document, indexed_text
 from .config import Settings
-from .documents import iter_store
+from .documents import read_article, store_files
 from .embed import Embedder
 from .errors import DocumentError, IndexCorruptError
 from .types import Chunk, Document
@@ -52,12 +52,9 @@ def load_documents(settings: Settings, manifest: Manifest | None = None) -> tupl
     docs: dict[str, Document] = {}
     skipped: list[str] = []
     known = (manifest or indexed_manifest(settings)).languages
-    store = iter_store(settings.docs_dir, settings.max_document_bytes, known)
-    while True:
+    for path in store_files(settings.docs_dir):
         try:
-            doc = next(store)
-        except StopIteration:
-            break
+            doc = read_article(path, settings.max_document_bytes, known)
         except DocumentError as err:  # a file put there by hand; the rest still works
             skipped.append(str(err))
             log.warning("skipping %s", err)

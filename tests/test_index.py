@@ -102,9 +102,13 @@ def test_corrupt_index_is_detected_and_rebuilt(settings: Settings, victim: str) 
 
 
 def test_bad_file_in_store_is_skipped_not_fatal(settings: Settings, home: Path) -> None:
-    (home / "docs_store" / "rotto.txt").write_bytes(b"\xff\xfe\x00\x00binary")
+    # Named to sort first and last: a bad file must not hide the articles after it.
+    (home / "docs_store" / "0-rotto.txt").write_bytes(b"\xff\xfe\x00\x00binary")
+    (home / "docs_store" / "zz-altro.txt").write_text("date 2024-07 Altro articolo\n\nUn testo breve su Roma.\n")
     store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
-    assert len(r.skipped) == 1 and "binary" in r.skipped[0] and len(store) > 3
+    assert len(r.skipped) == 1 and "binary" in r.skipped[0] and "0-rotto.txt" in r.skipped[0]
+    assert r.documents == 2
+    assert {c.title for c in store.chunks} == {"Un accordo di mutua difesa", "Altro articolo"}
 
 
 def test_empty_store(tmp_path: Path) -> None:

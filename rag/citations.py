@@ -87,10 +87,12 @@ def numbers_match(claim: str, sentence: str) -> bool:
     return all(n in found for n in _NUMBER.findall(claim))
 
 
-def lexical_support(claim: str, sentence: str) -> float:
-    """Share of the claim's content stems found in the sentence."""
-    terms = set(analyze(claim))
-    return len(terms & set(analyze(sentence))) / len(terms) if terms else 0.0
+def lexical_support(claim: str, sentence: str, language: str | None = None) -> float:
+    """Share of the claim's content stems found in the sentence, both stemmed as
+    ``language`` (the passage's; detected per text when None). One stemmer for
+    both: a few words are easily detected as the other language ("A Mosca.")."""
+    terms = set(analyze(claim, language))
+    return len(terms & set(analyze(sentence, language))) / len(terms) if terms else 0.0
 
 
 class SupportChecker:
@@ -158,15 +160,15 @@ class SupportChecker:
         for j, (hit, s, e) in enumerate(self.sentence_owners):
             if only is not None and hit not in only:
                 continue
-            sentence = self.hits[hit].text[s:e]
-            lex = lexical_support(claim, sentence)
+            sentence, language = self.hits[hit].text[s:e], self.hits[hit].chunk.language
+            lex = lexical_support(claim, sentence, language)
             sem = float(sims[j])
-            same_language = words_in is not None and words_in == self.hits[hit].chunk.language
+            same_language = words_in is not None and words_in == language
             semantic_ok = sem >= MIN_SEMANTIC_SUPPORT and not same_language
             if not (lex >= MIN_LEXICAL_SUPPORT or semantic_ok) or not numbers_match(claim, sentence):
                 continue
             if ranked_as is not None and ranked is not None:
-                sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence)
+                sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)
             score = sem + 0.25 * lex
             if best is None or score > best.score:
                 best = Support(hit, s, e, score)

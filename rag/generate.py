@@ -16,7 +16,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from .citations import Support, SupportChecker, parse_claims, verify_claims
 from .config import Settings
 from .errors import BackendError
-from .language import LANGUAGE_NAMES, detect_language
+from .language import LANGUAGE_NAMES, written_in
 from .llm import LlamaCppChat, TimedGeneration
 from .prompts import ANSWER_SYSTEM, ANSWER_USER, LANGUAGE_RETRY, NO_ANSWER, PASSAGE_TEMPLATE
 from .tokens import count_tokens
@@ -125,7 +125,7 @@ def generate_checked(
         kept = verify_claims(claims, checker, answer.searched_for, lang)
         if not kept:
             return []
-        if detect_language(" ".join(text for text, _ in kept)) in (lang, "und"):
+        if written_in(" ".join(text for text, _ in kept), lang):
             return kept
         yield "\n"  # wrong language: one retry with a firmer instruction
     raise BackendError(f"the model did not answer in {LANGUAGE_NAMES[lang]}")

@@ -15,7 +15,7 @@ from functools import lru_cache
 SUPPORTED = ("it", "en")
 LANGUAGE_NAMES = {"it": "Italian", "en": "English"}
 
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*", re.UNICODE)  # "Jong-un" is one word, not "un"
 _IT_WORDS = frozenset(
     """il lo la i gli le un uno una di del dello della dei degli delle da dal dalla
     in nel nella nei con su sul sulla per tra fra che chi cosa quale quali quanto quanta
@@ -86,6 +86,19 @@ def detect_language(text: str) -> str:
         if vote and prob < 0.99:
             return vote
     return str(lang)
+
+
+# A text this short with no function-word vote ("Kim Jong-un.", "Vladimir Putin.",
+# "Economic sanctions.") has no language of its own; identifiers guess (fr, fo, it).
+NAMES_ONLY_MAX_WORDS = 6
+
+
+def written_in(text: str, language: str) -> bool:
+    """Whether ``text`` can stand as an answer written in ``language``: names and
+    bare noun phrases pass, anything with function words must be in ``language``."""
+    if len(_WORD.findall(text)) <= NAMES_ONLY_MAX_WORDS and _function_word_vote(text) is None:
+        return True
+    return detect_language(text) in (language, "und")
 
 
 def choose_answer_language(question: str, default: str = "en") -> LanguageChoice:

@@ -184,3 +184,9 @@ def test_bad_rewrite_falls_back_to_joined_question(assistant: Assistant) -> None
     chat = fake("Kim ha detto che Putin è un amico.", "Kim ha descritto Putin come il più caro amico [1].")
     a = assistant.ask("E cosa ha detto Kim di lui?", history=history, chat=chat)
     assert a.searched_for == "Chi è Putin? E cosa ha detto Kim di lui?"
+
+
+def test_an_answer_that_is_only_a_name_is_not_a_wrong_language(assistant: Assistant) -> None:
+    # "Vladimir Putin." reads as French to a language identifier: it must not be retried.
+    a = assistant.ask("Chi ha firmato l'accordo di mutua difesa?", chat=fake("Vladimir Putin [1].", "unused"))
+    assert not a.fell_back and a.answerable and a.text.startswith("Vladimir Putin")

@@ -112,3 +112,12 @@ def test_short_claim_is_cited_to_the_sentence_that_answers_the_question(assistan
     assert korea and verify_claims(
         [Claim("North Korea.", [korea[0] + 1])], checker, "Who is accused of sending missiles?", "en"
     )
+
+
+def test_lexical_support_stems_claim_and_sentence_alike() -> None:
+    # Two or three words are easily detected as the other language; the passage's
+    # language decides the stemmer for both.
+    from rag.citations import lexical_support
+
+    assert lexical_support("A Mosca.", "A Mosca il presidente ha incontrato i ministri.", "it") == 1.0
+    assert lexical_support("Economic sanctions.", "The EU imposed economic sanctions on Russia.", "en") == 1.0

@@ -1,6 +1,6 @@
 import pytest
 
-from rag.language import choose_answer_language, detect_language
+from rag.language import choose_answer_language, detect_language, written_in
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,17 @@ def test_choices() -> None:
     zh = choose_answer_language("谁签署了共同防御条约？")
     assert not zh.script_supported
     assert choose_answer_language("Putin?", default="it").answer_language == "it"
+
+
+@pytest.mark.parametrize("text", ["Kim Jong-un.", "Vladimir Putin.", "Donald Trump.", "Economic sanctions."])
+def test_names_alone_stand_in_either_language(text: str) -> None:
+    # Identifiers guess at these (Vladimir Putin. -> fr): an answer that is just a name
+    # must not be retried as if written in the wrong language.
+    assert written_in(text, "it") and written_in(text, "en")
+
+
+def test_text_with_function_words_must_be_in_the_language() -> None:
+    assert written_in("Le sanzioni economiche contro la Russia.", "it")
+    assert not written_in("Le sanzioni economiche contro la Russia.", "en")
+    assert not written_in("Kim offered his full support to the Russian intervention.", "it")
+    assert written_in("Kim offered his full support to the Russian intervention.", "en")

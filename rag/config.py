@@ -182,6 +182,11 @@ def _toml_source(settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
         return TomlConfigSettingsSource(settings_cls, toml_file=path)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err}).") from err
+    except UnicodeDecodeError as err:
+        why = f"{err.reason} at byte {err.start}"
+        raise ConfigError(f"{path}: not UTF-8 text (TOML files must be UTF-8; {why}).") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err}).") from err
 
 
 def passage_count(k: object, default: int) -> int:

@@ -74,9 +74,13 @@ def read_article(path: Path, max_bytes: int, known_languages: Mapping[str, str] 
     ``known_languages`` (document id -> language) spares detecting the language of
     articles read before: detection is most of the time it takes to open a store.
     """
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as err:  # e.g. a file name too long for the file system
+        raise DocumentError(f"{path}: cannot be opened ({err.strerror or err}).") from err
+    if not exists:
         raise DocumentError(f"{path}: no such file or folder.")
-    if not path.is_file():
+    if not is_file:
         raise DocumentError(f"{path}: not a regular file.")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DocumentError(
@@ -108,7 +112,11 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     """Files named directly, plus supported files found in named folders."""
     files: list[Path] = []
     for p in paths:
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError as err:  # e.g. a file name too long for the file system
+            raise DocumentError(f"{p}: cannot be opened ({err.strerror or err}).") from err
+        if is_dir:
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
             if not found:
                 raise DocumentError(f"{p}: the folder holds no .txt or .md articles.")

@@ -30,10 +30,17 @@ def _file_stem(name: str) -> str:
 def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
     """Write the article text into the store atomically; returns its path."""
     docs_dir.mkdir(parents=True, exist_ok=True)
-    target = docs_dir / f"{_file_stem(Path(doc.source).stem)}-{doc.doc_id[:8]}{suffix}"
+    stem, tag = _file_stem(Path(doc.source).stem), doc.doc_id[:8]
+    target, n = docs_dir / f"{stem}-{tag}{suffix}", 2
+    while target.exists():  # the user edited the stored copy since: it keeps their text
+        target, n = docs_dir / f"{stem}-{n}-{tag}{suffix}", n + 1
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(doc.text, encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(doc.text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 
@@ -56,7 +63,11 @@ def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_byt
         if doc.doc_id in seen:
             report.unchanged.append(doc)
             continue
-        stored = store_document(doc, docs_dir, path.suffix.lower())
+        try:
+            stored = store_document(doc, docs_dir, path.suffix.lower())
+        except OSError as err:  # store not writable, disk full: nothing half-written stays
+            report.errors.append(f"{path}: could not be copied into {docs_dir} ({err.strerror or err}).")
+            continue
         seen.add(doc.doc_id)
         # As the store will read it back (a title from the file name loses what file names cannot hold).
         report.added.append(parse_article(doc.text, str(stored), filename_title(stored, doc.doc_id), doc.language))

@@ -69,10 +69,34 @@ def test_ingest_reports_bad_files_and_keeps_good_ones(home: Path, tmp_path: Path
     good.write_text("Titolo valido\n\nUn articolo valido sul porto di Genova.\n")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe\xfa not utf8")
-    report = a.ingest([good, bad, tmp_path / "missing.md"])
+    too_long = tmp_path / ("x" * 300 + ".txt")  # the file system refuses the name itself
+    report = a.ingest([good, bad, tmp_path / "missing.md", too_long])
     assert [d.title for d in report.added] == ["Titolo valido"]
-    assert len(report.errors) == 2 and any("UTF-8" in e for e in report.errors)
+    assert len(report.errors) == 3 and any("UTF-8" in e for e in report.errors)
     assert any("no such file" in e for e in report.errors)
+    assert any("cannot be opened" in e and "too long" in e for e in report.errors)
+
+
+def test_unwritable_store_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    from rag.ingest import ingest_paths
+
+    src = tmp_path / "ok.txt"
+    src.write_text("Titolo valido\n\nUn articolo valido sul porto di Genova.\n")
+    not_a_folder = tmp_path / "store"
+    not_a_folder.write_text("a file where the store should be")
+    report = ingest_paths([src], not_a_folder, set(), 1_000_000)
+    assert not report.added and len(report.errors) == 1 and "could not be copied" in report.errors[0]
+
+
+def test_reingesting_never_overwrites_an_edited_stored_copy(home: Path, tmp_path: Path) -> None:
+    a = Assistant(make_settings(home))
+    src = tmp_path / "porto.txt"
+    src.write_text("Il porto di Genova\n\nLe navi sono ripartite dal porto di Genova.\n")
+    stored = Path(a.ingest([src]).added[0].source)
+    stored.write_text(stored.read_text() + "Aggiunta dell'utente.\n")  # edited in place
+    again = a.ingest([src])  # the original is new again: its content is no longer in the store
+    assert len(again.added) == 1 and Path(again.added[0].source) != stored
+    assert "Aggiunta dell'utente." in stored.read_text()
 
 
 def test_title_from_file_name_survives_a_restart(home: Path, tmp_path: Path) -> None:

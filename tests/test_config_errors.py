@@ -26,6 +26,14 @@ def test_broken_toml_is_a_config_error(tmp_path: Path, monkeypatch: pytest.Monke
         Settings(home=tmp_path)
 
 
+def test_config_file_not_in_utf8_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "rag.toml"
+    bad.write_bytes('[llm]\nopenai_model = "modèle"\n'.encode("latin-1"))
+    monkeypatch.setenv("RAG_CONFIG", str(bad))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Settings(home=tmp_path)
+
+
 def test_bad_environment_value_is_one_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_RETRIEVAL__K", "abc")
     monkeypatch.setenv("RAG_LLM__BACKEND", "nonsense")

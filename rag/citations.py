@@ -45,6 +45,7 @@ BETTER_SOURCE_MARGIN = 0.05
 # and nearly any passage of the same article clears the bare support threshold.
 WEAKER_SOURCE_MARGIN = 0.10
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"[.,](?=\d{3}(?!\d))")
 # Claims with at most this many content words are ranked with the question in front.
 SHORT_CLAIM_TERMS = 4
 
@@ -81,10 +82,17 @@ def parse_claims(text: str) -> list[Claim]:
     return claims
 
 
+def _number_value(text: str) -> str:
+    """A number with Italian and English separators alike: "1.000" and "1,000" are
+    1000, "2,5" and "2.5" are 2.5 (a separator before exactly three digits groups them)."""
+    return _THOUSANDS.sub("", text).replace(",", ".")
+
+
 def numbers_match(claim: str, sentence: str) -> bool:
-    """Every number in the claim appears in the sentence (invented figures fail)."""
-    found = set(_NUMBER.findall(sentence))
-    return all(n in found for n in _NUMBER.findall(claim))
+    """Every number in the claim appears in the sentence (invented figures fail),
+    however the answer's language writes it."""
+    found = {_number_value(n) for n in _NUMBER.findall(sentence)}
+    return all(_number_value(n) in found for n in _NUMBER.findall(claim))
 
 
 def lexical_support(claim: str, sentence: str, language: str | None = None) -> float:

@@ -121,3 +121,13 @@ def test_lexical_support_stems_claim_and_sentence_alike() -> None:
 
     assert lexical_support("A Mosca.", "A Mosca il presidente ha incontrato i ministri.", "it") == 1.0
     assert lexical_support("Economic sanctions.", "The EU imposed economic sanctions on Russia.", "en") == 1.0
+
+
+def test_numbers_match_across_italian_and_english_separators() -> None:
+    from rag.citations import numbers_match
+
+    assert numbers_match("About 1,000 soldiers.", "Circa 1.000 soldati.")
+    assert numbers_match("Inflation was 2.5 percent.", "L'inflazione era al 2,5 per cento.")
+    assert numbers_match("It covers 22,392 km2.", "Copre 22.392 km2.")
+    assert not numbers_match("About 2,000 soldiers.", "Circa 1.000 soldati.")  # invented figure
+    assert not numbers_match("Inflation was 25 percent.", "L'inflazione era al 2,5 per cento.")

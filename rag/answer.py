@@ -39,6 +39,7 @@ DECLINED = "the model found no answer in the passages"
 UNVERIFIED = "no sentence of the model's answer was supported by the passages"
 UNCITED = "no sentence could be supported by a passage"
 NOT_ANSWERED = "the sentences the answer cites do not answer the question (answer check)"
+OTHER_SCRIPT = "the question is not written in the Latin alphabet (only Italian and English are supported)"
 
 
 def answer_stream(
@@ -70,11 +71,11 @@ def answer_stream(
         searched_for=q,
     )
     run = _Run(assistant, answer, k, t0)
+    if not choice.script_supported:
+        yield run.finish(UNSUPPORTED_SCRIPT, OTHER_SCRIPT)
+        return
     if not choice.supported:
         answer.note = OTHER_LANGUAGE_NOTE.format(language=choice.detected)
-    if not choice.script_supported:
-        yield run.finish(UNSUPPORTED_SCRIPT)
-        return
     run.open_chat(chat)
     if history:
         answer.searched_for = condense_question(q, history, run.chat, answer.language, settings.llm.timeout_s)

@@ -145,6 +145,7 @@ def test_bad_questions_raise_clear_errors(assistant: Assistant, question: str) -
 def test_unsupported_script_and_other_language(assistant: Assistant) -> None:
     zh = assistant.ask("谁签署了共同防御条约？", chat=MustNotBeCalled(messages=iter([])))
     assert not zh.answerable and "Italian or English" in zh.text
+    assert zh.refusal_reason and zh.note is None  # no "answering in English" beside a refusal
     fr = assistant.ask(
         "Qui a signé le pacte de défense mutuelle avec la Corée du Nord ?",
         chat=fake("Putin signed the mutual defence pact with Kim Jong-un [1]."),

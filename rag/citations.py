@@ -213,34 +213,36 @@ def verify_claims(
 
 
 def render(kept: list[tuple[str, list[Support]]], hits: list[SearchHit]) -> tuple[str, list[Citation]]:
-    """Final text with citations renumbered 1..m in order of first use."""
-    numbers: dict[int, int] = {}
-    citations: list[Citation] = []
+    """Final text with citations renumbered 1..m in order of first use. When several
+    claims cite different sentences of one passage, its quote spans them all."""
+    spans: dict[int, tuple[int, int]] = {}  # hit -> quote span, in order of first use
+    for _, supports in kept:
+        for sup in supports:
+            s, e = spans.get(sup.hit, (sup.start, sup.end))
+            spans[sup.hit] = (min(s, sup.start), max(e, sup.end))
+    numbers = {hit: n for n, hit in enumerate(spans, 1)}
+    citations = []
+    for hit, (s, e) in spans.items():
+        chunk = hits[hit].chunk
+        citations.append(
+            Citation(
+                number=numbers[hit],
+                doc_id=chunk.doc_id,
+                title=chunk.title,
+                date=chunk.date,
+                chunk_id=chunk.chunk_id,
+                quote=chunk.text[s:e],
+                start=chunk.start + s,
+                end=chunk.start + e,
+                chunk_start=chunk.start,
+                chunk_end=chunk.end,
+                passage=chunk.text,
+            )
+        )
     sentences = []
     for text, supports in kept:
-        marks = []
-        for sup in supports:
-            if sup.hit not in numbers:
-                numbers[sup.hit] = len(numbers) + 1
-                chunk = hits[sup.hit].chunk
-                citations.append(
-                    Citation(
-                        number=numbers[sup.hit],
-                        doc_id=chunk.doc_id,
-                        title=chunk.title,
-                        date=chunk.date,
-                        chunk_id=chunk.chunk_id,
-                        quote=chunk.text[sup.start : sup.end],
-                        start=chunk.start + sup.start,
-                        end=chunk.start + sup.end,
-                        chunk_start=chunk.start,
-                        chunk_end=chunk.end,
-                        passage=chunk.text,
-                    )
-                )
-            marks.append(f"[{numbers[sup.hit]}]")
+        marks = "".join(dict.fromkeys(f"[{numbers[sup.hit]}]" for sup in supports))
         body = text.rstrip()
         end = body[-1] if body[-1] in ".!?" else "."
-        body = body.rstrip(".!?")
-        sentences.append(f"{body} {''.join(dict.fromkeys(marks))}{end}")
+        sentences.append(f"{body.rstrip('.!?')} {marks}{end}")
     return " ".join(sentences), citations

@@ -131,3 +131,16 @@ def test_numbers_match_across_italian_and_english_separators() -> None:
     assert numbers_match("It covers 22,392 km2.", "Copre 22.392 km2.")
     assert not numbers_match("About 2,000 soldiers.", "Circa 1.000 soldati.")  # invented figure
     assert not numbers_match("Inflation was 25 percent.", "L'inflazione era al 2,5 per cento.")
+
+
+def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:
+    from rag.citations import render
+
+    text = "Putin ha firmato il patto. Il tempo era bello. Kim ha offerto sostegno."
+    hit = _hit(text)
+    first, last = sentence_spans(text)[0], sentence_spans(text)[2]
+    kept = [("Putin signed the pact.", [Support(0, *first, 1.0)]), ("Kim offered support.", [Support(0, *last, 1.0)])]
+    answer, citations = render(kept, [hit])
+    assert answer == "Putin signed the pact [1]. Kim offered support [1]."
+    assert len(citations) == 1 and citations[0].quote == text[first[0] : last[1]]
+    assert (citations[0].start, citations[0].end) == (100 + first[0], 100 + last[1])

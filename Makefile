@@ -11,6 +11,9 @@ FIND_LINKS := --find-links /opt/wheels
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 LLAMA := llama-cpp-python[server]==0.3.36
+# cmake prints each step as its whole compiler command (~1.5 kB); show "[17/193] quants.c.o".
+SHORT_STEP := -e 's/^\s*(\[ *[0-9]+\/[0-9]+\]) .* -o ([^ ]*\/)?([^ \/]+).*/\1 \3/' \
+	-e 's/^\s*(\[ *[0-9]+\/[0-9]+\]) (.{0,90}).*/\1 \2/'
 
 .PHONY: run test install install-test models lint bench eval clean-index
 
@@ -27,7 +30,8 @@ $(VENV)/bin/python:
 $(VENV)/.llama: | $(VENV)/bin/python
 	@echo ">> Building llama-cpp-python from source (first run only, ~5-7 min on 2 cores); cmake progress follows."
 	set -o pipefail; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -v "$(LLAMA)" 2>&1 \
-		| grep --line-buffered -E '^\s*\[ *[0-9]+(%|/[0-9]+)\]|Successfully|ERROR|error:'
+		| grep --line-buffered -E '^\s*\[ *[0-9]+(%|/[0-9]+)\]|Successfully|ERROR|error:' \
+		| sed -u -E $(SHORT_STEP)
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama

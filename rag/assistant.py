@@ -78,15 +78,23 @@ class Assistant:
         return self.retriever.search(q, passage_count(k, self.settings.retrieval.k))
 
     def ingest(self, paths: Sequence[str | Path]) -> IngestReport:
-        """Add articles (files or folders); the index is updated for new ones."""
+        """Add articles (files or folders); the index is updated for new ones.
+
+        Also for articles already in the store but not in this process's index (added
+        by another process, or whose indexing failed before): "already loaded" must
+        mean searchable.
+        """
         with self._lock:
             known = {d.doc_id for d in load_documents(self.settings)[0]}
             report = ingest_paths(
                 [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes
             )
-            if report.added:
+            if report.added or (self._retriever is not None and not known <= self._indexed_ids()):
                 self.index()
             return report
+
+    def _indexed_ids(self) -> set[str]:
+        return {c.doc_id for c in self._retriever.store.chunks} if self._retriever else set()
 
     def documents(self) -> list[dict[str, Any]]:
         """Title, date, language and passage count of every indexed article."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -63,25 +65,33 @@ def _print_answer(answer: Any) -> None:
           f"{also}; {answer.timings.get('total', 0):.1f}s]", file=sys.stderr)
 
 
+def erase_sequence(printed: str, columns: int) -> str:
+    """Terminal codes that move the cursor back to where ``printed`` began and clear the
+    rest of the screen: a draft that wrapped, or held a newline, spans several rows."""
+    columns = max(columns, 1)
+    rows = sum(max(1, math.ceil(len(line) / columns)) for line in printed.split("\n"))
+    return "\r" + (f"\033[{rows - 1}A" if rows > 1 else "") + "\033[J"
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
-    options = {"k": args.k} if args.k else {}
+    options = {"k": args.k} if args.k is not None else {}
 
     def one(question: str) -> int:
         if args.json:
             _print_json(assistant.ask(question, **options).to_dict())
             return 0
         answer = None
-        streamed = False
+        streamed, draft = False, ""
         for item in assistant.ask_stream(question, **options):
             if isinstance(item, str):
                 if sys.stdout.isatty():
                     print(item, end="", flush=True)
-                    streamed = True
+                    streamed, draft = True, draft + item
             else:
                 answer = item
-        if streamed:
-            print("\r\033[J", end="")  # the final, validated text replaces the draft
+        if streamed:  # the final, validated text replaces the draft
+            print(erase_sequence(draft, shutil.get_terminal_size().columns), end="")
         _print_answer(answer)
         return 0
 

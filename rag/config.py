@@ -120,6 +120,18 @@ class UISettings(BaseModel):
     language: Literal["it", "en"] = "it"
     concurrency: int = Field(4, ge=1)
 
+    @model_validator(mode="after")
+    def _login_needs_both(self) -> UISettings:
+        # Half a login would serve the page to anyone without a word.
+        has_user, has_password = bool(self.username), bool(self.password and self.password.get_secret_value())
+        if has_user != has_password:
+            given, missing = ("username", "password") if has_user else ("password", "username")
+            raise ValueError(
+                f"a login needs both ui.username and ui.password; only the {given} is set "
+                f"(set RAG_UI__{missing.upper()} too, or neither)"
+            )
+        return self
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

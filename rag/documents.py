@@ -57,6 +57,8 @@ def parse_article(text: str, source: str, fallback_title: str, language: str | N
     elif 0 < len(first_line.strip()) <= 120 and not first_line.rstrip().endswith(_SENTENCE_END):
         title = first_line.strip()
     body = text[body_start:]
+    if not body.strip():  # a title line alone would be "added" with nothing to find in it
+        raise DocumentError(f"{source}: has a title line but no text after it.")
     return Document(
         doc_id=document_id(text),
         title=title,

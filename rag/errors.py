@@ -23,6 +23,10 @@ class IndexCorruptError(RagError):
     """The index folder is damaged; run ``rag index --rebuild``."""
 
 
+class IndexWriteError(RagError):
+    """The index could not be saved (disk full, no permission); the articles are kept."""
+
+
 class ModelNotFoundError(RagError):
     """A model file or folder is missing or fails verification."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, IndexWriteError
 from .types import Chunk
 
 FORMAT_VERSION = 1
@@ -28,12 +28,20 @@ MANIFEST = "manifest.json"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file, so a failure leaves the old file whole (and no debris)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise IndexWriteError(
+            f"cannot save the index in {path.parent} ({err.strerror or err}); the articles in the "
+            "store are kept, and the index is brought up to date at the next start or added article."
+        ) from err
 
 
 @dataclass

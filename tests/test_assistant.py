@@ -129,3 +129,51 @@ def test_document_text_of_a_moved_file(home: Path) -> None:
     assert a.document_text(doc_id) == text  # the index still names the old file: found by content
     with pytest.raises(KeyError):
         a.document_text("0" * 16)
+
+
+ZEBRA = "date 2024-07 Una zebra albina allo zoo\n\nAllo zoo di Torino è nata Gigi, una zebra albina.\n"
+
+
+def test_article_added_by_another_process_is_searchable_once_added_here(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "zebra.txt"
+    src.write_text(ZEBRA)
+    ui = Assistant(make_settings(home))
+    ui.index(progress=False)
+    Assistant(make_settings(home)).ingest([src])  # e.g. `rag ingest` in a terminal meanwhile
+    report = ui.ingest([src])
+    assert not report.added and len(report.unchanged) == 1
+    assert "zebra albina" in ui.search("zebra albina allo zoo", k=1)[0].text  # "already loaded" = searchable
+
+
+def test_failed_index_save_keeps_the_article_and_heals(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from rag import IndexWriteError, RagError, vector_store
+
+    src = tmp_path / "zebra.txt"
+    src.write_text(ZEBRA)
+    a = Assistant(make_settings(home))
+    a.index(progress=False)
+
+    real_replace = os.replace
+
+    def disk_full(src: str, dst: str) -> None:  # the index's disk only: the store copy succeeds
+        if Path(dst).parent == home / "index":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(vector_store.os, "replace", disk_full)
+    with pytest.raises(IndexWriteError, match="No space left on device") as info:
+        a.ingest([src])
+    assert isinstance(info.value, RagError) and "articles in the store are kept" in str(info.value)
+    assert not [p.name for p in (home / "index").iterdir() if ".tmp-" in p.name]  # no debris
+    assert any("zebra" in p.name for p in (home / "docs_store").iterdir())  # the copy is kept
+    assert "Un accordo di mutua difesa" in {d["title"] for d in a.documents()}  # the old index still works
+
+    monkeypatch.setattr(vector_store.os, "replace", real_replace)  # space freed
+    again = a.ingest([src])
+    assert not again.added and len(again.unchanged) == 1
+    assert "zebra albina" in a.search("zebra albina allo zoo", k=1)[0].text

@@ -52,14 +52,19 @@ def test_bad_inputs_give_one_clear_message_and_lose_nothing(home: Path, tmp_path
     binary.write_bytes(b"\x89PNG\x00\x00\x00binary")
     latin = tmp_path / "latin.txt"
     latin.write_bytes("città".encode("latin-1"))
+    title_only = tmp_path / "solo-titolo.md"
+    title_only.write_text("# Vertice a Pyongyang\n\n", encoding="utf-8")
     cases = [
         (("search", ""), "empty"),
         (("search", "   "), "empty"),
         (("search", "x" * 100_000), "limit"),
         (("ask", "", "--backend", "extractive"), "empty"),
+        (("ask", "Chi ha firmato?", "--backend", "extractive", "--k", "0"), "from 1 to"),
+        (("search", "accordo", "--k", "0"), "from 1 to"),
         (("ingest", str(tmp_path / "missing.txt")), "no such file"),
         (("ingest", str(binary)), "binary"),
         (("ingest", str(latin)), "UTF-8"),
+        (("ingest", str(title_only)), "no text"),
         (("ingest", str(tmp_path)), "error"),
     ]
     for args, message in cases:
@@ -108,3 +113,19 @@ def test_ask_stdin_mode_and_json(home: Path) -> None:
     assert not docs[1]["answerable"] and docs[1]["language"] == "en" and not docs[1]["citations"]
     r = rag(home, "ask", "Who signed the mutual defence pact?", "--backend", "extractive")
     assert r.returncode == 0 and "Sources:" in r.stdout and "[1]" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("draft", "columns", "expected"),
+    [
+        ("Putin ha firmato [1].", 80, "\r\033[J"),  # one row: clear it
+        ("x" * 180, 80, "\r\033[2A\033[J"),  # wrapped over three rows
+        ("x" * 80, 80, "\r\033[J"),  # exactly one full row
+        ("Kim Jong-un.\n", 80, "\r\033[1A\033[J"),  # the wrong-language retry starts a new line
+        ("a" * 100 + "\n" + "b" * 10, 40, "\r\033[3A\033[J"),
+    ],
+)
+def test_streamed_draft_is_erased_whole(draft: str, columns: int, expected: str) -> None:
+    from rag.cli import erase_sequence
+
+    assert erase_sequence(draft, columns) == expected

@@ -81,3 +81,18 @@ def test_unparsable_environment_value_is_a_config_error(monkeypatch: pytest.Monk
     monkeypatch.setenv("RAG_LLM", "abc")  # a whole section must be JSON
     with pytest.raises(ConfigError, match="llm"):
         load_settings()
+
+
+@pytest.mark.parametrize("var", ["RAG_UI__PASSWORD", "RAG_UI__USERNAME"])
+def test_half_a_login_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+    monkeypatch.setenv(var, "s3cret-value")
+    with pytest.raises(ConfigError, match=r"needs both ui\.username and ui\.password") as info:
+        load_settings()
+    assert "s3cret-value" not in str(info.value)
+
+
+def test_full_login_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_UI__USERNAME", "redazione")
+    monkeypatch.setenv("RAG_UI__PASSWORD", "s3cret-value")
+    ui = load_settings().ui
+    assert ui.username == "redazione" and ui.password is not None

@@ -34,6 +34,8 @@ def test_markdown_title_and_heading() -> None:
         (b"\x00\x01\x02binary", "binary"),
         ("caffè".encode("latin-1"), "UTF-8"),
         (b"   \n\n ", "empty"),
+        (b"# Vertice a Pyongyang\n\n", "no text after it"),
+        (b"date 2024-06 Vertice a Pyongyang\n", "no text after it"),
     ],
 )
 def test_bad_files_are_refused(tmp_path: Path, content: bytes, message: str) -> None:

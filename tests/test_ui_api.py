@@ -24,7 +24,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from rag import Assistant
+from rag import Assistant, RagError
 from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
 from tests.conftest import REPO, SEED, make_settings
 from ui.app import launch
@@ -228,3 +228,21 @@ def test_rag_ui_command_serves_the_page_with_a_password(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_busy_port_is_one_clear_error_before_the_models_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.app
+
+    def must_not_load(assistant: Assistant) -> None:
+        raise AssertionError("the models were loaded before the port was checked")
+
+    monkeypatch.setattr(ui.app, "preload", must_not_load)
+    assistant = Assistant(make_settings(private_home(tmp_path)))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RagError, match=f"127.0.0.1:{port} .*already running.*--port"):
+            launch(assistant, host="127.0.0.1", port=port, block=False)
+    with pytest.raises(RagError, match="--host"):
+        launch(assistant, host="10.255.255.1", port=port, block=False)

@@ -8,7 +8,9 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import errno
 import logging
+import socket
 from typing import Any
 
 import gradio as gr
@@ -227,21 +229,46 @@ def preload(assistant: Assistant) -> None:
 def launch(assistant: Assistant, host: str | None = None, port: int | None = None, *, block: bool = True) -> gr.Blocks:
     """Serve the page (``rag ui``). ``block=False`` returns once the server is up (tests)."""
     ui = assistant.settings.ui
+    host, port = host or ui.host, port or ui.port
+    check_port(host, port)  # before the models load, not a minute later
     preload(assistant)
     demo = build_app(assistant)
     password = ui.password.get_secret_value() if ui.password else None
-    demo.launch(
-        server_name=host or ui.host,
-        server_port=port or ui.port,
-        share=False,
-        auth=(ui.username, password) if ui.username and password else None,
-        prevent_thread_lock=not block,
-        theme=_theme(),
-        css=CSS,
-        footer_links=[],
-        show_error=False,
-        quiet=not block,
-        # Oversized uploads stop at the door; smaller bad ones get the assistant's own message.
-        max_file_size=4 * assistant.settings.max_document_bytes,
-    )
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            auth=(ui.username, password) if ui.username and password else None,
+            prevent_thread_lock=not block,
+            theme=_theme(),
+            css=CSS,
+            footer_links=[],
+            show_error=False,
+            quiet=not block,
+            # Oversized uploads stop at the door; smaller bad ones get the assistant's own message.
+            max_file_size=4 * assistant.settings.max_document_bytes,
+        )
+    except OSError as err:  # the port was taken while the models loaded
+        raise RagError(_cannot_serve(host, port, err)) from err
     return demo
+
+
+def check_port(host: str, port: int) -> None:
+    """A RagError when ``host:port`` cannot be listened on (taken, or not an address of this machine)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            # As the web server does, so a port left in TIME_WAIT by a previous run counts as free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as err:
+        raise RagError(_cannot_serve(host, port, err)) from err
+
+
+def _cannot_serve(host: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        hint = "is `rag ui` already running? Choose another port with --port or RAG_UI__PORT"
+    else:
+        hint = "choose an address of this machine with --host or RAG_UI__HOST (127.0.0.1: this machine only)"
+    return f"cannot serve the chat page on {host}:{port} ({err.strerror or err}); {hint}."

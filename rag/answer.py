@@ -11,7 +11,7 @@ and the answer's language is checked.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -51,7 +51,7 @@ def answer_stream(
     k: int | None = None,
     default_language: str = "en",
     chat: BaseChatModel | None = None,
-) -> Iterator[str | Answer]:
+) -> Generator[str | Answer, None, None]:
     """Yields draft text pieces as they are generated, then the final Answer.
 
     ``chat`` replaces the configured backend with any LangChain chat model.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ class Assistant:
 
     def ask_stream(
         self, question: str, history: Sequence[tuple[str, str]] | None = None, **options: Any
-    ) -> Iterator[str | Answer]:
+    ) -> Generator[str | Answer, None, None]:
         """Yields answer text as it is generated, then the final :class:`Answer`."""
         from .answer import answer_stream
 

@@ -115,7 +115,9 @@ def test_chat_endpoint_answers_with_citation_and_highlighted_source(app_url: str
     assert 'class="answer-note"' in down and "cite-badge" in down and "Traceback" not in down
 
     cleared = client.predict("it", api_name="/new_conversation")
-    assert cleared[1] == []
+    assert cleared[0] == []
+    fresh = ask(client, "Chi ha firmato l'accordo di mutua difesa?")
+    assert len(fresh[1]) == 2 and "Cercato" not in last_reply(fresh)  # the history is gone too
 
 
 def test_uploaded_article_is_searchable_without_restart(app_url: str, tmp_path: Path) -> None:

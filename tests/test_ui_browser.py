@@ -17,7 +17,7 @@ import pytest
 
 from rag.language import detect_language
 from tests.conftest import REPO
-from tests.test_ui_api import private_home, running_app
+from tests.test_ui_api import NEW_ARTICLE, private_home, running_app
 from ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -47,12 +47,17 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _wait_answer(page, count: int, timeout: int) -> str:  # type: ignore[no-untyped-def]
     """Waits for the ``count``-th assistant message to be final; returns its text."""
-    page.wait_for_function(
-        """([sel, n]) => document.querySelectorAll(sel).length >= n
-            && !document.querySelector('#chat .thinking') && !document.querySelector('#chat .draft')""",
-        arg=[BOT, count],
-        timeout=timeout,
-    )
+    try:
+        page.wait_for_function(
+            """([sel, n]) => document.querySelectorAll(sel).length >= n
+                && !document.querySelector('#chat .thinking') && !document.querySelector('#chat .draft')""",
+            arg=[BOT, count],
+            timeout=timeout,
+        )
+    except Exception as err:  # what the page showed instead, for whoever reads the CI log
+        page.screenshot(path=ARTIFACTS / "ui-failed-wait.png", full_page=True)
+        shown = page.locator("#chat").inner_text()
+        raise AssertionError(f"answer {count} not final; the chat shows: {shown!r}") from err
     return page.locator(BOT).nth(count - 1).inner_text()
 
 
@@ -117,6 +122,19 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             assert "Kim" in follow
             page.screenshot(path=ARTIFACTS / "ui-04-follow-up.png", full_page=True)
 
+            # 2b. "New conversation" while an answer streams: the chat stays cleared, the answer stops
+            # (the shared model is free for the next question) and it is not used for follow-ups.
+            _ask(page, "Che cosa ha offerto Kim all'intervento russo in Ucraina?")
+            page.locator("#chat .draft").first.wait_for(timeout=LLM_TIMEOUT_MS)
+            page.locator("#new-conversation").click()
+            page.wait_for_function(
+                "([sel]) => document.querySelectorAll(sel).length === 0", arg=[BOT], timeout=QUICK_TIMEOUT_MS
+            )
+            _ask(page, "Chi ha firmato l'accordo di mutua difesa?")
+            fresh = _wait_answer(page, 1, LLM_TIMEOUT_MS)
+            assert page.locator(USER).count() == 1 and "Cercato" not in fresh, fresh
+            assert "[1]" in fresh, fresh
+
             # 3. English page labels; the quick extractive engine for the rest.
             page.locator("#page-language").get_by_label("English").check()
             page.get_by_role("button", name="New conversation").wait_for(timeout=QUICK_TIMEOUT_MS)
@@ -127,7 +145,7 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
                 timeout=QUICK_TIMEOUT_MS,
             )
             _ask(page, "What do the United States accuse North Korea of?")
-            english = _wait_answer(page, 3, QUICK_TIMEOUT_MS)
+            english = _wait_answer(page, 2, QUICK_TIMEOUT_MS)
             assert "From the articles" in english and "[1]" in english, english
             assert "Sources for: «What do the United States" in sources.inner_text()
             assert "Stati Uniti" in sources.locator("#source-1 .passage mark").inner_text()
@@ -179,6 +197,19 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             _ask(page, "Chi ha firmato l'accordo di mutua difesa?")
             fresh = _wait_answer(page, 1, QUICK_TIMEOUT_MS)
             assert "[1]" in fresh and "Searched for" not in fresh, fresh
+
+            # 8. An uploaded article is listed for every page opened afterwards, not only this one.
+            good = tmp_path / "sagra-castagna.txt"
+            good.write_text(NEW_ARTICLE, encoding="utf-8")
+            page.locator("#upload input[type=file]").set_input_files(str(good))
+            _wait_answer(page, 2, QUICK_TIMEOUT_MS)
+            assert "La sagra della castagna" in page.locator("#articles").inner_text()
+            other = browser.new_page(viewport={"width": 1400, "height": 1000})
+            other.goto(app_url, wait_until="load")
+            other.wait_for_function(
+                "document.querySelector('#articles')?.innerText.includes('La sagra della castagna')",
+                timeout=QUICK_TIMEOUT_MS,
+            )
         finally:
             browser.close()
 

@@ -17,7 +17,7 @@ import gradio as gr
 
 from rag import Assistant, RagError
 
-from .chat import BACKENDS, ChatHandlers
+from .chat import BACKENDS, ChatHandlers, Conversation
 from .labels import EXAMPLES, LANGUAGES, label
 from .render import model_markdown, sources_html
 
@@ -78,7 +78,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     lang0 = settings.ui.language
 
     with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False) as demo:
-        turns = gr.State([])
+        turns = gr.State(Conversation())
         last_answer = gr.State(None)
         with gr.Row(elem_id="header", equal_height=True):
             header = gr.Markdown(_header(lang0), scale=4)
@@ -124,7 +124,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     max_height=640,
                 )
                 with gr.Accordion(label(lang0, "articles"), open=True) as articles_box:
-                    articles = gr.HTML(handlers.articles(lang0), elem_id="articles", js_on_load=None)
+                    # Computed at each page load: articles added since the server started are listed.
+                    articles = gr.HTML(lambda: handlers.articles(lang0), elem_id="articles", js_on_load=None)
                     upload = gr.File(
                         label=label(lang0, "upload"),
                         file_count="multiple",
@@ -155,20 +156,23 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         # --- events -----------------------------------------------------------------
         chat_inputs = [textbox, turns, backend, k, language]
         chat_outputs = [textbox, chatbot, turns, sources, last_answer]
-        textbox.submit(handlers.respond, chat_inputs, chat_outputs, api_name="chat", show_progress="minimal")
-        send.click(handlers.respond, chat_inputs, chat_outputs, api_visibility="private", show_progress="minimal")
+        # "multiple": a question asked while an answer streams (or right after "new
+        # conversation") is answered too, not silently dropped as Gradio's default "once"
+        # does; the handlers share the session's Conversation, so nothing is lost.
+        chat = {"show_progress": "minimal", "trigger_mode": "multiple"}
+        textbox.submit(handlers.respond, chat_inputs, chat_outputs, api_name="chat", **chat)
+        send.click(handlers.respond, chat_inputs, chat_outputs, api_visibility="private", **chat)
         for button in example_buttons:
             # The button's own text is the question.
             button.click(
-                handlers.respond,
-                [button, turns, backend, k, language],
-                chat_outputs,
-                api_visibility="private",
-                show_progress="minimal",
+                handlers.respond, [button, turns, backend, k, language], chat_outputs, api_visibility="private", **chat
             )
-        new_conversation.click(handlers.new_conversation, [language], chat_outputs, api_name="new_conversation")
+        # Not the textbox: a question typed meanwhile must survive (the trash button clears
+        # the bubbles at once, before this handler has run).
+        cleared = [chatbot, turns, sources, last_answer]
+        new_conversation.click(handlers.new_conversation, [turns, language], cleared, api_name="new_conversation")
         # The chat's own trash button must forget the history too, not only the bubbles.
-        chatbot.clear(handlers.new_conversation, [language], chat_outputs, api_visibility="private")
+        chatbot.clear(handlers.new_conversation, [turns, language], cleared, api_visibility="private")
         upload.upload(handlers.upload, [upload, turns, language], [upload, articles, chatbot, turns], api_name="upload")
         backend.change(
             lambda b, lang: model_markdown(settings, b, lang), [backend, language], model_info, api_visibility="private"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,26 @@ class Turn:
     question: str | None
     display: str
     answer: str | None = None
+
+
+@dataclass
+class Conversation:
+    """One browser session's chat, changed in place by every handler.
+
+    Gradio hands each event of a session this same object, so an answer still
+    streaming, a second question asked meanwhile and an upload notice all land
+    in one list instead of each writing back its own copy. "New conversation"
+    bumps ``epoch``: an answer started before it stops and shows nothing more.
+    """
+
+    turns: list[Turn] = field(default_factory=list)
+    epoch: int = 0
+    # Questions being answered: a double click or double Enter asks once.
+    pending: set[str] = field(default_factory=set)
+
+
+def _session(conv: Conversation | None) -> Conversation:
+    return conv if isinstance(conv, Conversation) else Conversation()
 
 
 def chat_messages(turns: list[Turn]) -> list[dict[str, str]]:
@@ -62,50 +82,74 @@ class ChatHandlers:
             return None
 
     def respond(
-        self, message: str, turns: list[Turn] | None, backend: str, k: float, lang: str
+        self, message: str, conv: Conversation | None, backend: str, k: float, lang: str
     ) -> Iterator[tuple[Any, ...]]:
-        """Streams one answer. Outputs: textbox, chatbot, turns, sources panel, last answer."""
-        turns = list(turns or [])
+        """Streams one answer. Outputs: textbox, chatbot, conversation, sources panel, last answer."""
+        conv = _session(conv)
         question = message if isinstance(message, str) else ""
-        history = conversation(turns)
+        if question in conv.pending or (conv.pending and not question.strip()):
+            return  # the second press of a double click / double Enter
+        conv.pending.add(question)
+        try:
+            yield from self._respond(question, conv, backend, k, lang)
+        finally:
+            conv.pending.discard(question)
+
+    def _respond(
+        self, question: str, conv: Conversation, backend: str, k: float, lang: str
+    ) -> Iterator[tuple[Any, ...]]:
+        epoch = conv.epoch
+        history = conversation(conv.turns)
         turn = Turn(question=question, display=f'<span class="thinking">{esc(label(lang, "thinking"))}</span>')
-        turns.append(turn)
-        yield "", chat_messages(turns), turns, gr.skip(), gr.skip()
+        conv.turns.append(turn)
+        yield "", chat_messages(conv.turns), conv, gr.skip(), gr.skip()
         answer: Answer | None = None
         try:
             if backend not in BACKENDS:
                 raise RagError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
             draft = ""
             stream = self.assistant.ask_stream(question, history, backend=backend, k=int(k), default_language=lang)
-            for item in stream:
-                if isinstance(item, Answer):
-                    answer = item
-                elif item:
-                    draft += item
-                    turn.display = draft_html(draft)
-                    yield gr.skip(), chat_messages(turns), turns, gr.skip(), gr.skip()
+            try:
+                for item in stream:
+                    if conv.epoch != epoch:  # the conversation was cleared: stop generating
+                        yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()  # the new one
+                        return
+                    if isinstance(item, Answer):
+                        answer = item
+                    elif item:
+                        draft += item
+                        turn.display = draft_html(draft)
+                        yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()
+            finally:
+                stream.close()  # now, not at garbage collection: it frees the shared model
         except RagError as err:
             turn.display = error_html(str(err), lang)
         except Exception:
             log.exception("answering %r failed", question)
             turn.display = error_html(label(lang, "unexpected_error"), lang)
+        if conv.epoch != epoch:
+            yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()
+            return
         if answer is None:
-            yield gr.skip(), chat_messages(turns), turns, gr.skip(), gr.skip()
+            yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()
             return
         # The validated answer replaces the streamed draft.
         turn.display, turn.answer = answer_html(answer, lang), answer.text
         sources = sources_html(answer, self.article_text, lang)
-        yield gr.skip(), chat_messages(turns), turns, sources, answer
+        yield gr.skip(), chat_messages(conv.turns), conv, sources, answer
 
-    def new_conversation(self, lang: str) -> tuple[Any, ...]:
-        """Outputs: textbox, chatbot, turns, sources panel, last answer."""
-        return "", [], [], sources_html(None, self.article_text, lang), None
+    def new_conversation(self, conv: Conversation | None, lang: str) -> tuple[Any, ...]:
+        """Outputs: chatbot, conversation, sources panel, last answer."""
+        conv = _session(conv)
+        conv.turns.clear()
+        conv.epoch += 1
+        return [], conv, sources_html(None, self.article_text, lang), None
 
     def upload(
-        self, files: list[str] | str | None, turns: list[Turn] | None, lang: str, progress: gr.Progress = _PROGRESS
+        self, files: list[str] | str | None, conv: Conversation | None, lang: str, progress: gr.Progress = _PROGRESS
     ) -> tuple[Any, ...]:
-        """Ingests uploaded articles. Outputs: file box, articles list, chatbot, turns."""
-        turns = list(turns or [])
+        """Ingests uploaded articles. Outputs: file box, articles list, chatbot, conversation."""
+        conv = _session(conv)
         paths = [files] if isinstance(files, str) else list(files or [])
         progress(0.05, desc=label(lang, "uploading"))
         notices: list[tuple[str, bool]] = []
@@ -127,10 +171,9 @@ class ChatHandlers:
             except Exception:
                 log.exception("ingesting %s failed", paths)
                 notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False))
-        for text, ok in notices:
-            turns.append(Turn(question=None, display=notice_html(text, ok)))
+        conv.turns.extend(Turn(question=None, display=notice_html(text, ok)) for text, ok in notices)
         progress(1.0)
-        return None, self.articles(lang), chat_messages(turns), turns
+        return None, self.articles(lang), chat_messages(conv.turns), conv
 
     def articles(self, lang: str) -> str:
         try:

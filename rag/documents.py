@@ -41,6 +41,11 @@ def decode_article(raw: bytes, source: str) -> str:
     return text
 
 
+def is_metadata_line(text: str) -> bool:
+    """Whether ``text`` is an article's "date YYYY-MM Title" line."""
+    return "\n" not in text.strip() and bool(_META_LINE.match(text))
+
+
 def parse_article(text: str, source: str, fallback_title: str, language: str | None = None) -> Document:
     """Build a Document: metadata line or Markdown title, language (detected unless
     given), id."""

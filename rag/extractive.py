@@ -6,7 +6,10 @@ ranked by embedding similarity to the question plus keyword overlap.
 
 from __future__ import annotations
 
+import re
+
 from .citations import Support, SupportChecker, lexical_support
+from .documents import is_metadata_line
 from .prompts import EXTRACTIVE_INTRO
 
 MAX_SENTENCES = 2
@@ -15,6 +18,12 @@ SECOND_SENTENCE_MARGIN = 0.015
 # Titles and headings match questions on surface words; prefer real sentences.
 SHORT_SENTENCE_WORDS = 8
 SHORT_SENTENCE_PENALTY = 0.04
+# The article's "date YYYY-MM Title" line answers when-questions; for anything else its
+# title words out-score the sentence that answers ("Who signed the pact?" -> the title).
+METADATA_LINE_PENALTY = 0.1
+_DATE_QUESTION = re.compile(
+    r"\b(when|date|published|year|month|quando|data|pubblicat\w*|anno|mese)\b", re.IGNORECASE
+)
 
 
 def pick_sentences(question: str, checker: SupportChecker) -> list[Support]:
@@ -22,12 +31,15 @@ def pick_sentences(question: str, checker: SupportChecker) -> list[Support]:
     if not checker.hits:
         return []
     sims = checker.question_scores(question)
+    asks_date = bool(_DATE_QUESTION.search(question))
     scored = []
     for j, (hit, s, e) in enumerate(checker.sentence_owners):
         sentence = checker.hits[hit].text[s:e]
         lex = lexical_support(question, sentence)
-        short = SHORT_SENTENCE_PENALTY if len(sentence.split()) <= SHORT_SENTENCE_WORDS else 0.0
-        scored.append(Support(hit, s, e, float(sims[j]) + 0.1 * lex - 0.005 * hit - short))
+        penalty = SHORT_SENTENCE_PENALTY if len(sentence.split()) <= SHORT_SENTENCE_WORDS else 0.0
+        if not asks_date and is_metadata_line(sentence):
+            penalty += METADATA_LINE_PENALTY
+        scored.append(Support(hit, s, e, float(sims[j]) + 0.1 * lex - 0.005 * hit - penalty))
     scored.sort(key=lambda sup: -sup.score)
     chosen = [scored[0]]
     for sup in scored[1:MAX_SENTENCES + 2]:

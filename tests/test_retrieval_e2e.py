@@ -36,3 +36,26 @@ def test_hits_carry_dense_scores(assistant: Assistant, dev_questions: list[dict]
     assert [h.score for h in dense] == [h.dense_score for h in dense]
     lexical = assistant.retriever.search(q, k=4, mode="bm25")
     assert lexical and all(h.bm25_score and h.bm25_score > 0 for h in lexical)
+
+
+@pytest.mark.parametrize(
+    ("question", "quoted"),
+    [
+        ("Who signed the mutual defence pact?", "Putin ha firmato un accordo di mutua difesa"),
+        ("When was the article published?", "date 2024-06"),  # the date line answers when-questions
+    ],
+)
+def test_extractive_quotes_the_answering_sentence_not_the_title_line(
+    assistant: Assistant, question: str, quoted: str
+) -> None:
+    answer = assistant.ask(question, backend="extractive")
+    first_quote = answer.text.split("«", 1)[1]
+    assert first_quote.startswith(quoted) or quoted in first_quote.split("»")[0], answer.text
+
+
+def test_metadata_line_is_recognised() -> None:
+    from rag.documents import is_metadata_line
+
+    assert is_metadata_line("date 2024-06 Un accordo di mutua difesa")
+    assert not is_metadata_line("Durante la visita, Putin ha firmato un accordo.")
+    assert not is_metadata_line("date 2024-06 Titolo\nPrimo paragrafo.")

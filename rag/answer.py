@@ -154,7 +154,8 @@ class _Run:
                 self._backend_failed(err)
 
     def search(self) -> bool:
-        """Passages for the question (and its translation, once made); False when the index is empty."""
+        """Passages for the question (and its translation, once made); False when the index is empty
+        (not merely when nothing matched: BM25 alone finds nothing for a question with no word in common)."""
         t = time.perf_counter()
         also = [self.answer.translated_query] if self.answer.translated_query else []
         retriever = self.assistant.retriever
@@ -165,7 +166,7 @@ class _Run:
         self.checker = SupportChecker(
             self.hits, self.assistant.embedder, retriever.sentence_vectors([h.chunk for h in self.hits])
         )
-        return bool(self.hits)
+        return len(retriever.store) > 0
 
     def gate(self) -> Verdict:
         assert self.checker is not None

@@ -22,7 +22,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from .config import DEFAULT_GGUF, Settings
 from .errors import BackendError, BackendTimeoutError, ModelNotFoundError, RagError
@@ -170,13 +170,18 @@ def create_chat_model(settings: Settings, backend: str | None = None) -> BaseCha
     if backend == "openai":
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(
-            base_url=cfg.openai_base_url,
-            api_key=cfg.openai_api_key,
-            model=cfg.openai_model,
-            temperature=cfg.temperature,
-            max_completion_tokens=cfg.max_tokens,
-            timeout=cfg.timeout_s,
-            max_retries=0,
-        )
+        # Local servers need no key, but the OpenAI client refuses to start without one.
+        key = cfg.openai_api_key.get_secret_value()
+        try:
+            return ChatOpenAI(
+                base_url=cfg.openai_base_url,
+                api_key=SecretStr(key or "not-needed"),
+                model=cfg.openai_model,
+                temperature=cfg.temperature,
+                max_completion_tokens=cfg.max_tokens,
+                timeout=cfg.timeout_s,
+                max_retries=0,
+            )
+        except Exception as err:  # any client set-up failure is the backend's, not a crash
+            raise BackendError(f"The OpenAI-compatible backend could not be set up: {err}") from err
     raise BackendError(f"Unknown or non-LLM backend {backend!r}.")

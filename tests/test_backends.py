@@ -96,3 +96,14 @@ def test_missing_and_corrupt_model_files(home: Path, tmp_path: Path) -> None:
         create_chat_model(corrupt)
     a = Assistant(corrupt).ask("Chi ha firmato l'accordo di mutua difesa?")
     assert a.fell_back and "could not be loaded" in (a.fallback_reason or "")
+
+
+def test_empty_openai_key_is_fine_for_a_keyless_server(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RAG_LLM__OPENAI_API_KEY= (empty) for a local server: no crash, the usual fallback."""
+    monkeypatch.setenv("RAG_LLM__OPENAI_API_KEY", "")
+    s = make_settings(home, llm={"backend": "openai", "openai_base_url": f"http://127.0.0.1:{_free_port()}/v1",
+                                 "timeout_s": 5})
+    assert s.llm.openai_api_key.get_secret_value() == ""
+    create_chat_model(s)  # the OpenAI client refuses an empty key; a placeholder is sent instead
+    a = Assistant(s).ask("Who signed the mutual defence pact?")
+    assert a.fell_back and a.backend == "extractive"

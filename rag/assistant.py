@@ -67,9 +67,12 @@ class Assistant:
             return self._retriever
 
     def corpus_languages(self) -> list[str]:
-        """Languages of the indexed articles."""
-        _ = self.retriever  # indexes on first use
-        return self.last_sync.languages if self.last_sync else []
+        """Languages of the indexed articles (read from the index itself, so an assistant
+        over a prepared retriever, like the evaluation's, knows them too)."""
+        languages = {c.language for c in self.retriever.store.chunks if c.language}
+        if self.last_sync:  # an index from before chunks recorded their language
+            languages.update(self.last_sync.languages)
+        return sorted(languages)
 
     # public API ------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:

@@ -96,3 +96,17 @@ def test_full_login_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_UI__PASSWORD", "s3cret-value")
     ui = load_settings().ui
     assert ui.username == "redazione" and ui.password is not None
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [("RAG_EVAL_SWEEP_STEP", "0", "sweep_step"), ("RAG_EVAL_KS", "[1,3,10]", "include 1 and 5")],
+)
+def test_eval_settings_that_would_crash_later_are_refused(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, expected: str
+) -> None:
+    from rag.evaluation.settings import load_eval_settings
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=expected):
+        load_eval_settings()

@@ -126,11 +126,30 @@ def test_eval_bad_input_files(tmp_path: Path) -> None:
     bad.write_text('{"id": "x", "lang": "it", "q": "Chi?"}\nnot json\n')
     no_pid = tmp_path / "corpus.jsonl"
     no_pid.write_text('{"title": "x"}\n')
+    corrupt_gz = tmp_path / "corpus.jsonl.gz"
+    corrupt_gz.write_bytes(b"\x1f\x8b\x08\x00" + b"\x00garbage" * 20)
+    corpus = tmp_path / "one.jsonl"
+    corpus.write_text('{"pid": "p1", "context": "Roma è la capitale d\'Italia."}\n')
+    letters = tmp_path / "letters.jsonl"  # a bare string would be scored letter by letter
+    letters.write_text('{"pid": "p1", "question_it": "Qual è la capitale?", "question_en": "What is the capital?",'
+                       ' "answers_en": "Rome"}\n')
+    no_text = tmp_path / "no_text.jsonl"
+    no_text.write_text('{"pid": "p1", "question_it": "Qual è?", "question_en": "Which?",'
+                       ' "answers_it": [{"answer_start": 3}]}\n')
+    pdf = tmp_path / "article.pdf"
+    pdf.write_text("not an article")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
     cases = [
         (["article", str(tmp_path / "missing.jsonl")], "no such file"),
         (["article", str(bad)], "line 2: not valid JSON"),
         (["retrieval", "--corpus", str(no_pid)], "missing field(s) pid, context"),
         (["answers", "--n", "0"], "must be at least 1"),
+        (["retrieval", "--corpus", str(corrupt_gz)], "cannot be read"),
+        (["answers", "--corpus", str(corpus), "--questions", str(letters)], "answers_en must be a list"),
+        (["answers", "--corpus", str(corpus), "--questions", str(no_text)], "answers_it must be a list"),
+        (["article", "--docs", str(pdf), "--backend", "extractive"], "unsupported file type"),
+        (["article", "--backend", "extractive", "--cache", str(a_file)], "--cache"),
     ]
     for argv, message in cases:
         proc = subprocess.run(
@@ -140,3 +159,14 @@ def test_eval_bad_input_files(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
         assert proc.stdout == ""
+
+
+def test_eval_unwritable_results_folder_is_refused_before_the_run(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "eval", "article", "--backend", "extractive", "--results", str(a_file)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert proc.returncode == 2 and "--results" in proc.stderr and "cannot write" in proc.stderr
+    assert "Traceback" not in proc.stderr and "index" not in proc.stderr  # refused before any work

@@ -130,3 +130,10 @@ def test_subset_keeps_gold_paragraphs() -> None:
     assert [q.qid for q in few] == ["q0", "q1"]
     assert {"p9", "p8"} <= {p.pid for p in small} and len(small) == 5
     assert [p.pid for p in small] == sorted((p.pid for p in small), key=lambda s: int(s[1:]))
+
+
+def test_answer_benchmark_assistant_knows_the_corpus_language(assistant) -> None:  # type: ignore[no-untyped-def]
+    """Else English questions would never be translated in `rag eval answers`, unlike the product."""
+    from rag.evaluation.answers import CorpusAssistant
+
+    assert CorpusAssistant(assistant.settings, assistant.retriever).corpus_languages() == ["it"]

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..assistant import Assistant
 from ..config import Settings
-from ..documents import expand_paths
+from ..documents import expand_paths, read_article
 from ..errors import DocumentError
 from ..types import Answer
 from .data import ArticleQuestion
@@ -29,9 +29,12 @@ from .scoring import ArticleVerdict, citation_precision_recall, score_article_an
 def private_settings(settings: Settings, home: Path, docs: Sequence[Path]) -> Settings:
     """Settings whose store and index live in ``home`` and hold copies of ``docs``."""
     files = expand_paths(docs)
+    if not files:
+        raise DocumentError(f"no articles (.txt or .md) in {', '.join(str(d) for d in docs)}.")
     for f in files:
-        if not f.is_file():
-            raise DocumentError(f"{f}: no such article file.")
+        # The same checks as adding an article: a file the store would skip would leave
+        # the questions asked of nothing, and the refusals scored as right.
+        read_article(f, settings.max_document_bytes)
     store = home / "docs_store"
     if store.exists():
         shutil.rmtree(store)

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings, load_settings
-from .data import Paragraph, SquadQuestion, load_article_questions, load_corpus, load_squad_questions
+from .data import (
+    EvalInputError,
+    Paragraph,
+    SquadQuestion,
+    load_article_questions,
+    load_corpus,
+    load_squad_questions,
+)
 from .retrieval import LANGS, METHOD_LABELS, METHODS
 from .settings import EvalSettings, eval_defaults, load_eval_settings
 
@@ -106,6 +114,11 @@ class _Ctx:
         self.settings: Settings = load_settings()
         self.results = self.settings.resolve(args.results or self.cfg.results_dir)
         self.cache = self.settings.resolve(args.cache or self.cfg.cache_dir)
+        # Checked now, not after an hour of questions whose results could not be saved.
+        for folder, option in ((self.cache, "--cache"), (self.results, "--results")):
+            if option == "--results" and args.no_report:
+                continue
+            _writable_folder(folder, option)
         self.progress = not args.quiet and sys.stderr.isatty()
         self.squad: tuple[list[Paragraph], list[SquadQuestion]] | None = None
 
@@ -123,6 +136,16 @@ class _Ctx:
 
         paths = publish(self.results, section, stamp(payload))
         self.log("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise EvalInputError(f"{option} {folder}: cannot write there ({err.strerror or err}).") from err
 
 
 def _thresholds(cfg: EvalSettings) -> list[float]:

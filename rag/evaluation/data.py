@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if path.suffix == ".gz" or raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         text = raw.decode("utf-8")
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise EvalInputError(f"{path}: cannot be read ({err}).") from err
     except UnicodeDecodeError as err:
         raise EvalInputError(f"{path}: is not UTF-8 text (byte {err.start}).") from err
@@ -106,9 +107,22 @@ def _need(row: dict[str, Any], keys: tuple[str, ...], path: Path, n: int) -> Non
         raise EvalInputError(f"{path}, record {n}: missing field(s) {', '.join(missing)}.")
 
 
-def _answer_texts(items: Any) -> tuple[str, ...]:
+def _answer_texts(items: Any, field: str, path: Path, n: int) -> tuple[str, ...]:
     # answers_it holds {"text", "answer_start"} objects, answers_en plain strings.
-    return tuple(a["text"] if isinstance(a, dict) else str(a) for a in items or [])
+    if items is None:
+        return ()
+    bad = EvalInputError(
+        f"{path}, record {n}: {field} must be a list of strings or of {{\"text\": …}} objects."
+    )
+    if not isinstance(items, list):  # a bare string would be scored letter by letter
+        raise bad
+    texts = []
+    for a in items:
+        text = a.get("text") if isinstance(a, dict) else a
+        if not isinstance(text, str):
+            raise bad
+        texts.append(text)
+    return tuple(texts)
 
 
 def load_corpus(path: Path) -> list[Paragraph]:
@@ -134,8 +148,8 @@ def load_squad_questions(path: Path, corpus: list[Paragraph] | None = None) -> l
                 title=str(r.get("title", "")),
                 question_it=str(r["question_it"]),
                 question_en=str(r["question_en"]),
-                answers_it=_answer_texts(r.get("answers_it")),
-                answers_en=_answer_texts(r.get("answers_en")),
+                answers_it=_answer_texts(r.get("answers_it"), "answers_it", path, n),
+                answers_en=_answer_texts(r.get("answers_en"), "answers_en", path, n),
             )
         )
     if corpus is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from ..config import settings_error_message
@@ -35,7 +35,15 @@ class EvalSettings(BaseSettings):
     # Refusal-threshold sweep (best dense cosine of the retrieved passages).
     sweep_from: float = 0.70
     sweep_to: float = 0.90
-    sweep_step: float = 0.01
+    sweep_step: float = Field(0.01, gt=0)
+
+    @field_validator("ks")
+    @classmethod
+    def _cutoffs(cls, ks: tuple[int, ...]) -> tuple[int, ...]:
+        # The tables report recall@1 and recall@5; the curve may add any others.
+        if any(k < 1 for k in ks) or not {1, 5} <= set(ks):
+            raise ValueError("the recall cut-offs must be positive and include 1 and 5, e.g. [1,3,5,10]")
+        return tuple(sorted(set(ks)))
 
 
 def load_eval_settings() -> EvalSettings:

@@ -78,7 +78,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     lang0 = settings.ui.language
 
     with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False) as demo:
-        turns = gr.State(Conversation())
+        session = gr.State(Conversation())  # this browser session's chat
         last_answer = gr.State(None)
         with gr.Row(elem_id="header", equal_height=True):
             header = gr.Markdown(_header(lang0), scale=4)
@@ -154,8 +154,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
 
         # --- events -----------------------------------------------------------------
-        chat_inputs = [textbox, turns, backend, k, language]
-        chat_outputs = [textbox, chatbot, turns, sources, last_answer]
+        chat_inputs = [textbox, session, backend, k, language]
+        chat_outputs = [textbox, chatbot, session, sources, last_answer]
         # "multiple": a question asked while an answer streams (or right after "new
         # conversation") is answered too, not silently dropped as Gradio's default "once"
         # does; the handlers share the session's Conversation, so nothing is lost.
@@ -165,15 +165,21 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         for button in example_buttons:
             # The button's own text is the question.
             button.click(
-                handlers.respond, [button, turns, backend, k, language], chat_outputs, api_visibility="private", **chat
+                handlers.respond,
+                [button, session, backend, k, language],
+                chat_outputs,
+                api_visibility="private",
+                **chat,
             )
         # Not the textbox: a question typed meanwhile must survive (the trash button clears
         # the bubbles at once, before this handler has run).
-        cleared = [chatbot, turns, sources, last_answer]
-        new_conversation.click(handlers.new_conversation, [turns, language], cleared, api_name="new_conversation")
+        cleared = [chatbot, session, sources, last_answer]
+        new_conversation.click(handlers.new_conversation, [session, language], cleared, api_name="new_conversation")
         # The chat's own trash button must forget the history too, not only the bubbles.
-        chatbot.clear(handlers.new_conversation, [turns, language], cleared, api_visibility="private")
-        upload.upload(handlers.upload, [upload, turns, language], [upload, articles, chatbot, turns], api_name="upload")
+        chatbot.clear(handlers.new_conversation, [session, language], cleared, api_visibility="private")
+        upload.upload(
+            handlers.upload, [upload, session, language], [upload, articles, chatbot, session], api_name="upload"
+        )
         backend.change(
             lambda b, lang: model_markdown(settings, b, lang), [backend, language], model_info, api_visibility="private"
         )

@@ -115,10 +115,9 @@ class _Ctx:
         self.results = self.settings.resolve(args.results or self.cfg.results_dir)
         self.cache = self.settings.resolve(args.cache or self.cfg.cache_dir)
         # Checked now, not after an hour of questions whose results could not be saved.
-        for folder, option in ((self.cache, "--cache"), (self.results, "--results")):
-            if option == "--results" and args.no_report:
-                continue
-            _writable_folder(folder, option)
+        _writable_folder(self.cache, "--cache")
+        if not args.no_report:
+            _writable_folder(self.results, "--results")
         self.progress = not args.quiet and sys.stderr.isatty()
         self.squad: tuple[list[Paragraph], list[SquadQuestion]] | None = None
 

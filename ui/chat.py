@@ -44,7 +44,8 @@ class Conversation:
     Gradio hands each event of a session this same object, so an answer still
     streaming, a second question asked meanwhile and an upload notice all land
     in one list instead of each writing back its own copy. "New conversation"
-    bumps ``epoch``: an answer started before it stops and shows nothing more.
+    bumps ``epoch``: an answer started before it stops, and its last output is the
+    new conversation.
     """
 
     turns: list[Turn] = field(default_factory=list)
@@ -112,8 +113,7 @@ class ChatHandlers:
             try:
                 for item in stream:
                     if conv.epoch != epoch:  # the conversation was cleared: stop generating
-                        yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()  # the new one
-                        return
+                        break
                     if isinstance(item, Answer):
                         answer = item
                     elif item:
@@ -127,7 +127,7 @@ class ChatHandlers:
         except Exception:
             log.exception("answering %r failed", question)
             turn.display = error_html(label(lang, "unexpected_error"), lang)
-        if conv.epoch != epoch:
+        if conv.epoch != epoch:  # show the new conversation, not this answer
             yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()
             return
         if answer is None:

@@ -171,7 +171,9 @@ class _Run:
     def gate(self) -> Verdict:
         assert self.checker is not None
         self.answer.relevance = self.checker.relevance(self.answer.searched_for)
-        return judge(self.answer.searched_for, self.hits, self.answer.relevance, self.settings.retrieval.min_relevance)
+        # The kind of answer asked for is read from the user's own words: a follow-up
+        # searched together with the previous question must not take on its kind.
+        return judge(self.answer.question, self.hits, self.answer.relevance, self.settings.retrieval.min_relevance)
 
     def translate(self) -> None:
         """Search again with the question in the articles' other language, when they have one."""

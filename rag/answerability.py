@@ -55,15 +55,18 @@ _TYPES: dict[str, tuple[str, str]] = {
 # refused outright rather than left to a small model to resist.
 _OVERRIDE = re.compile(
     # Aimed at the assistant ("ignore all previous instructions", or an order that opens the
-    # message), not a news question such as "Does North Korea ignore the UN rules on arms sales?".
-    r"\b(ignore|disregard|forget)\b.{0,25}\b(your|all|any|previous|prior|above|earlier|these)\s+"
+    # message), not a news question: "Does Iran ignore these new rules?", "Perché la Corea
+    # del Nord ignora tutte le regole dell'ONU?". So "rules" counts only as the assistant's own.
+    r"\b(ignore|disregard|forget)\b.{0,25}\b(your|previous|prior|above|earlier|preceding)\s+"
     r"(?:\w+\s+)?(instructions?|rules|prompt|guidelines)\b"
+    r"|\b(ignore|disregard|forget)\b.{0,25}\b(all|any|these)\s+(?:\w+\s+)?(instructions?|prompt|guidelines)\b"
     r"|^\W*(?:please\s+)?(ignore|disregard|forget)\b.{0,40}\b(instructions?|rules|prompt|above)\b"
-    r"|\b(ignora|dimentica)\b.{0,25}\b(le\s+tue|tutte\s+le|le\s+precedenti|qualsiasi|ogni)\s+"
-    r"(?:\w+\s+)?(istruzion\w*|regole|prompt)\b"
+    r"|\b(ignora|dimentica)\b.{0,25}\b(le\s+tue|le\s+precedenti)\s+(?:\w+\s+)?(istruzion\w*|regole|prompt)\b"
+    r"|\b(ignora|dimentica)\b.{0,25}\b(tutte\s+le|qualsiasi|ogni)\s+(?:\w+\s+)?(istruzion\w*|prompt)\b"
     r"|\b(ignora|dimentica)\b.{0,25}\b(istruzion\w*|regole)\s+(precedenti|di sopra|di sistema)\b"
     r"|^\W*(?:per favore\s+)?(ignora|dimentica)\b.{0,40}\b(istruzion\w*|regole|prompt)\b"
-    r"|\bsystem prompt\b|\byou are now\b|\bora sei\b"
+    # "ora sei un pirata", not "Perché ora sei paesi hanno firmato?" (sei = six).
+    r"|\bsystem prompt\b|\byou are now (?:a|an|the|my)\b|\bora sei (?:un|una|uno|il|la|lo|l')"
     r"|\b(write|compose)\b.{0,20}\b(poem|song|story|essay)\b|\bscrivi\b.{0,20}\b(poesia|canzone|storia|tema)\b",
     re.IGNORECASE,
 )

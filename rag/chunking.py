@@ -17,7 +17,8 @@ from .types import Chunk, Document
 # indexed of a chunk; recorded in the index manifest so an index built by
 # older code is rebuilt. 3: the dense vectors include the title and sub-heading.
 # 4: no chunk boundary at a full stop that does not end a sentence ("Thomas S. Murphy").
-CHUNKER_VERSION = 4
+# 5: a stand-alone line with no text under it is body text, not a (lost) heading.
+CHUNKER_VERSION = 5
 
 # Coarsest first: paragraphs, lines, sentences, clauses, words.
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ": ", ", ", " ", ""]

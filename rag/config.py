@@ -8,6 +8,7 @@ Relative paths are resolved against ``home`` (the project folder by default).
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
@@ -32,9 +33,10 @@ DEFAULT_GGUF = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MAX_PASSAGES = 50
 
 
-def _config_file() -> Path:
-    home = Path(os.environ.get("RAG_HOME", PROJECT_HOME))
-    return Path(os.environ.get("RAG_CONFIG", home / "rag.toml"))
+def _config_file(home: str | Path | None = None) -> Path:
+    """``$RAG_CONFIG``, else ``rag.toml`` in ``home`` (the argument, ``$RAG_HOME`` or the project)."""
+    folder = Path(home if home is not None else os.environ.get("RAG_HOME", PROJECT_HOME)).expanduser()
+    return Path(os.environ.get("RAG_CONFIG", folder / "rag.toml"))
 
 
 class EmbeddingSettings(BaseModel):
@@ -159,10 +161,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A home given as an argument (``Assistant(home=...)``) has its own rag.toml.
+        home = getattr(init_settings, "init_kwargs", {}).get("home")
         return (
             init_settings,
             env_settings,
-            _toml_source(settings_cls),
+            _toml_source(settings_cls, _config_file(home)),
         )
 
     @model_validator(mode="after")
@@ -187,12 +191,13 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
-def _toml_source(settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
     """The config file as a settings source; a syntax error is a ConfigError, not a traceback."""
-    path = _config_file()
     try:
         return TomlConfigSettingsSource(settings_cls, toml_file=path)
     except tomllib.TOMLDecodeError as err:
+        if path.read_bytes().startswith(codecs.BOM_UTF8):  # Windows editors add one; TOML forbids it
+            raise ConfigError(f"{path}: starts with a byte-order mark; save it as UTF-8 without BOM.") from err
         raise ConfigError(f"{path}: not valid TOML ({err}).") from err
     except UnicodeDecodeError as err:
         why = f"{err.reason} at byte {err.start}"
@@ -211,12 +216,13 @@ def passage_count(k: object, default: int) -> int:
 
 
 # Values of these settings never appear in error messages.
-_SECRET_NAME = re.compile(r"key|password|secret|token", re.IGNORECASE)
+# Matched against the setting's own name: "llm.openai_api_key", not "chunking.chunk_tokens".
+_SECRET_NAME = re.compile(r"(?:^|_)(?:key|password|secret|token)$", re.IGNORECASE)
 _MAX_SHOWN_VALUE = 60
 
 
 def _shown(name: str, value: object) -> str:
-    if _SECRET_NAME.search(name):
+    if _SECRET_NAME.search(name.rsplit(".", 1)[-1]):
         return "a hidden value"
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN_VALUE else text[: _MAX_SHOWN_VALUE - 1] + "…"

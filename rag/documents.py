@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,8 @@ def document_id(text: str) -> str:
 
 def decode_article(raw: bytes, source: str) -> str:
     """Bytes to text, refusing binary and non-UTF-8 input with a clear message."""
+    if _is_utf16_text(raw):  # Windows Notepad's "Unicode"
+        raise DocumentError(f"{source}: is saved as UTF-16; save it as UTF-8 and try again.")
     if b"\x00" in raw[:8192]:
         raise DocumentError(f"{source}: looks like a binary file, not a text article.")
     try:
@@ -39,6 +42,11 @@ def decode_article(raw: bytes, source: str) -> str:
     if not text.strip():
         raise DocumentError(f"{source}: the file is empty.")
     return text
+
+
+def _is_utf16_text(raw: bytes) -> bool:
+    bom = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    return bom and "\x00" not in raw[:8192].decode("utf-16", errors="ignore")
 
 
 def is_metadata_line(text: str) -> bool:
@@ -154,26 +162,45 @@ def _is_plain_heading(line: str, prev_blank: bool, next_blank: bool) -> bool:
 
 
 def split_sections(doc: Document) -> list[Section]:
-    """Cut the body at sub-headings (Markdown ``#`` or short stand-alone lines)."""
+    """Cut the body at sub-headings (Markdown ``#`` or short stand-alone lines).
+
+    A heading needs text under it: one followed only by another heading or by
+    nothing (a list of short lines, a closing "Fonte: ANSA") stays body text,
+    since a heading's words are indexed only with the passages under it.
+    """
     lines = doc.text[doc.body_start :].split("\n")
+    headings = [_heading_text(lines, i) for i in range(len(lines))]
+    next_is_heading: bool | None = None  # of the next non-blank line; None: no line follows
+    keep = [False] * len(lines)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].strip():
+            keep[i] = headings[i] is not None and next_is_heading is False
+            next_is_heading = headings[i] is not None
     sections: list[Section] = []
     heading: str | None = None
     pos = doc.body_start
     section_start = pos
-    for i, line in enumerate(lines):
-        prev_blank = i == 0 or not lines[i - 1].strip()
-        next_blank = i + 1 >= len(lines) or not lines[i + 1].strip()
-        md = _MD_HEADING.match(line)
-        if md or (_is_plain_heading(line, prev_blank, next_blank) and i + 1 < len(lines)):
+    for line, text, is_heading in zip(lines, headings, keep, strict=True):
+        if is_heading:
             if doc.text[section_start:pos].strip():
                 sections.append(Section(heading, section_start, pos))
-            heading = md.group(2) if md else line.strip()
+            heading = text
             section_start = pos + len(line) + 1
         pos += len(line) + 1
     end = len(doc.text)
     if doc.text[section_start:end].strip():
         sections.append(Section(heading, min(section_start, end), end))
     return sections
+
+
+def _heading_text(lines: list[str], i: int) -> str | None:
+    """The heading line ``i`` looks like (Markdown or a short stand-alone line), else None."""
+    md = _MD_HEADING.match(lines[i])
+    if md:
+        return md.group(2)
+    prev_blank = i == 0 or not lines[i - 1].strip()
+    next_blank = i + 1 >= len(lines) or not lines[i + 1].strip()
+    return lines[i].strip() if _is_plain_heading(lines[i], prev_blank, next_blank) else None
 
 
 def store_files(docs_dir: Path) -> list[Path]:

@@ -16,10 +16,12 @@ from .prompts import CONDENSE_SYSTEM, CONDENSE_USER
 
 History = Sequence[tuple[str, str]]
 
+# Not "gli", "that", "there": as an article, a conjunction and "there is" they mostly
+# appear in questions that stand alone ("Chi sono gli alleati della Russia?").
 _FOLLOW_UP_WORDS = frozenset(
     """lui lei loro esso essa essi esse questo questa questi queste quello quella quelli quelle ciò
-    suo sua suoi sue gli ne he she him her his hers they them their theirs it its this that these
-    those there""".split()
+    suo sua suoi sue ne he she him her his hers they them their theirs it its this these
+    those""".split()
 )
 _FOLLOW_UP_START = re.compile(r"^(e|ed|ma|invece|and|but|what about|how about|also|anche)\b", re.IGNORECASE)
 CONDENSE_GRAMMAR = r'root ::= [^\n?]{3,250} "?"'

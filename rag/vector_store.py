@@ -21,7 +21,7 @@ import numpy as np
 from .errors import IndexCorruptError, IndexWriteError
 from .types import Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest checksums the vectors too
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
 MANIFEST = "manifest.json"
@@ -56,6 +56,7 @@ class Manifest:
     languages: dict[str, str] = field(default_factory=dict)
     chunk_count: int = 0
     chunks_sha256: str = ""
+    vectors_sha256: str = ""
     format: int = FORMAT_VERSION
 
     def stale_reason(self, other: Manifest) -> str | None:
@@ -108,7 +109,11 @@ class VectorStore:
         data = lines.encode("utf-8")
         manifest.chunk_count = len(self)
         manifest.chunks_sha256 = hashlib.sha256(data).hexdigest()
-        _atomic_write(folder / VECTORS, faiss.serialize_index(self.index).tobytes())
+        # Both checksummed: a save cut short after the vectors (written first) must not
+        # pair the old chunks with new vectors when the passage count happens to match.
+        vectors = faiss.serialize_index(self.index).tobytes()
+        manifest.vectors_sha256 = hashlib.sha256(vectors).hexdigest()
+        _atomic_write(folder / VECTORS, vectors)
         _atomic_write(folder / CHUNKS, data)
         self.write_manifest(folder, manifest)
 
@@ -123,7 +128,7 @@ class VectorStore:
             return None
         try:
             return Manifest(**json.loads(path.read_text("utf-8")))
-        except (ValueError, TypeError) as err:
+        except (OSError, ValueError, TypeError) as err:
             raise IndexCorruptError(f"{path}: unreadable manifest ({err}).") from err
 
     @classmethod
@@ -132,9 +137,12 @@ class VectorStore:
             data = (folder / CHUNKS).read_bytes()
             if hashlib.sha256(data).hexdigest() != manifest.chunks_sha256:
                 raise IndexCorruptError(f"{folder / CHUNKS}: checksum does not match the manifest.")
-            chunks = [Chunk(**json.loads(line)) for line in data.decode("utf-8").splitlines()]
-            raw = np.frombuffer((folder / VECTORS).read_bytes(), dtype=np.uint8)
-            index = faiss.deserialize_index(raw)
+            # Lines end at "\n" only: chunk text may hold U+2028 or U+0085, which splitlines() cuts at.
+            chunks = [Chunk(**json.loads(line)) for line in data.decode("utf-8").split("\n") if line]
+            vectors = (folder / VECTORS).read_bytes()
+            if hashlib.sha256(vectors).hexdigest() != manifest.vectors_sha256:
+                raise IndexCorruptError(f"{folder / VECTORS}: checksum does not match the manifest.")
+            index = faiss.deserialize_index(np.frombuffer(vectors, dtype=np.uint8))
         except IndexCorruptError:
             raise
         except (OSError, ValueError, TypeError, RuntimeError) as err:

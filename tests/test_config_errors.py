@@ -110,3 +110,24 @@ def test_eval_settings_that_would_crash_later_are_refused(
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=expected):
         load_eval_settings()
+
+
+def test_numbers_named_like_tokens_are_shown_not_hidden() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(chunking={"chunk_tokens": 99999})
+    assert "got 99999" in str(info.value)
+
+
+def test_home_argument_reads_that_folders_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAG_CONFIG", raising=False)
+    monkeypatch.delenv("RAG_HOME", raising=False)
+    (tmp_path / "rag.toml").write_text("[retrieval]\nk = 7\n", encoding="utf-8")
+    assert load_settings(home=tmp_path).retrieval.k == 7
+
+
+def test_config_file_with_a_bom_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "rag.toml"
+    bad.write_bytes("\ufeff[retrieval]\nk = 7\n".encode())
+    monkeypatch.setenv("RAG_CONFIG", str(bad))
+    with pytest.raises(ConfigError, match="byte-order mark"):
+        Settings(home=tmp_path)

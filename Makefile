@@ -30,8 +30,11 @@ $(VENV)/bin/python:
 $(VENV)/.llama: | $(VENV)/bin/python
 	@echo ">> Building llama-cpp-python from source (first run only, ~5-7 min on 2 cores); cmake progress follows."
 	set -o pipefail; CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -v "$(LLAMA)" 2>&1 \
-		| grep --line-buffered -E '^\s*\[ *[0-9]+(%|/[0-9]+)\]|Successfully|ERROR|error:' \
-		| sed -u -E $(SHORT_STEP)
+		| tee $(VENV)/llama-build.log \
+		| { grep --line-buffered -E '^\s*\[ *[0-9]+(%|/[0-9]+)\]|Successfully|already satisfied|ERROR|error:|CMake Error' || true; } \
+		| sed -u -E $(SHORT_STEP) \
+		|| { echo "!! Building llama-cpp-python failed; its last lines follow (whole log: $(VENV)/llama-build.log)."; \
+		     tail -n 30 $(VENV)/llama-build.log; exit 1; }
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama

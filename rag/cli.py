@@ -35,12 +35,15 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _assistant(args).search(args.query, k=args.k)
+    assistant = _assistant(args)
+    hits = assistant.search(args.query, k=args.k)
     if args.json:
         _print_json([h.to_dict() for h in hits])
         return 0
-    if not hits:
+    if not len(assistant.retriever.store):
         print("No passages indexed. Add articles with `rag ingest PATH`.")
+    elif not hits:  # BM25 alone finds nothing for a query with no word in common
+        print("No passage matches the query.")
     for h in hits:
         where = f"{h.title}" + (f" ({h.date})" if h.date else "")
         heading = f" › {h.chunk.heading}" if h.chunk.heading else ""

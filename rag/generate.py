@@ -104,7 +104,10 @@ def generate_checked(
     budget = cfg.n_ctx - cfg.max_tokens - int(fixed * TOKEN_SAFETY) - 32
     shown = fit_passages(hits, budget, enc)
     if not shown:
-        raise BackendError("the passages do not fit in the model's context window")
+        raise BackendError(
+            f"the passages do not fit in the model's context window (llm.n_ctx {cfg.n_ctx} less "
+            f"llm.max_tokens {cfg.max_tokens} and the prompt leaves {max(budget, 0)} tokens); raise llm.n_ctx"
+        )
     kwargs: dict[str, Any] = {}
     if isinstance(chat, LlamaCppChat) and cfg.use_grammar:
         kwargs["grammar"] = citation_grammar(len(shown), NO_ANSWER[lang])

@@ -69,21 +69,27 @@ class HybridRetriever:
 
         Spans are ``sentences.sentence_spans``, so the citation checker can reuse them.
         """
+        found: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
         with self._lock:
-            missing = [c for c in {c.chunk_id: c for c in chunks}.values() if c.chunk_id not in self._sentences]
+            for c in chunks:
+                if c.chunk_id in self._sentences:
+                    self._sentences.move_to_end(c.chunk_id)  # least recently used goes first
+                    found[c.chunk_id] = self._sentences[c.chunk_id]
+        missing = [c for c in {c.chunk_id: c for c in chunks}.values() if c.chunk_id not in found]
         if missing:
             spans = [sentence_spans(c.text) for c in missing]
             texts = [c.text[s:e] for c, sp in zip(missing, spans, strict=True) for s, e in sp]
             vectors = self.embedder.encode_passages(texts)
+            at = 0
+            for c, sp in zip(missing, spans, strict=True):
+                found[c.chunk_id] = (sp, vectors[at : at + len(sp)])
+                at += len(sp)
             with self._lock:
-                at = 0
-                for c, sp in zip(missing, spans, strict=True):
-                    self._sentences[c.chunk_id] = (sp, vectors[at : at + len(sp)])
-                    at += len(sp)
+                self._sentences.update((c.chunk_id, found[c.chunk_id]) for c in missing)
                 while len(self._sentences) > SENTENCE_CACHE_CHUNKS:
                     self._sentences.popitem(last=False)
-        with self._lock:
-            return [self._sentences[c.chunk_id] for c in chunks]
+        # Answered from this call's own copies: the cache may have evicted some meanwhile.
+        return [found[c.chunk_id] for c in chunks]
 
     def _sentence_rescore(self, order: np.ndarray, fused: np.ndarray, qvecs: np.ndarray) -> np.ndarray:
         """Top candidates get ``sentence_weight`` x their best sentence cosine added, and are re-sorted."""

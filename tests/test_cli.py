@@ -15,9 +15,12 @@ from tests.conftest import REPO, SEED
 pytestmark = pytest.mark.slow
 
 
-def rag(home: Path, *args: str, stdin: str | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def rag(
+    home: Path, *args: str, stdin: str | None = None, timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        **(env or {}),
         "RAG_HOME": str(home),
         "RAG_EMBEDDING__MODEL": str(REPO / "models" / "multilingual-e5-small"),
         "RAG_LLM__MODEL_PATH": str(REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
@@ -43,6 +46,9 @@ def test_search_json_and_text(home: Path) -> None:
     assert all(doc[h["start"] : h["end"]] == h["text"] for h in hits)
     r = rag(home, "search", "Who signed the mutual defence pact?")
     assert r.returncode == 0 and "Un accordo di mutua difesa (2024-06)" in r.stdout
+    # BM25 alone finds nothing for a query with no word in common: not "no passages indexed".
+    r = rag(home, "search", "xyzzy plugh", env={"RAG_RETRIEVAL__MODE": "bm25"})
+    assert r.returncode == 0 and "No passage matches the query." in r.stdout and "rag ingest" not in r.stdout
 
 
 def test_bad_inputs_give_one_clear_message_and_lose_nothing(home: Path, tmp_path: Path) -> None:

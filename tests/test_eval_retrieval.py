@@ -90,16 +90,24 @@ def test_fusion_modes_and_scores() -> None:
     assert hybrid[0].bm25_score and hybrid[1].bm25_score is None
     assert all(h.dense_score is not None for h in hybrid)
     rrf = _retriever(RetrievalSettings(fusion="rrf", bm25_weight=1.0)).search(q, k=2)
-    assert {h.doc_id for h in rrf} == {"d0", "d1"}
+    # Dense ranks d0 then d1 (1/61, 1/62); BM25 finds only d1 (1/61): d1 comes first.
+    assert [h.doc_id for h in rrf] == ["d1", "d0"]
+    assert rrf[0].score == pytest.approx(1 / 61 + 1 / 62) and rrf[1].score == pytest.approx(1 / 61)
     assert [h.doc_id for h in r.search(q, k=2, mode="bm25")] == ["d1"]
 
 
-def test_sentence_rescore_uses_cached_vectors() -> None:
+def test_sentence_rescore_uses_cached_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
     r = _retriever(RetrievalSettings())
+    embedded: list[str] = []
+    encode = r.embedder.encode_passages
+    monkeypatch.setattr(r.embedder, "encode_passages", lambda texts, **kw: embedded.extend(texts) or encode(texts))
     hits = r.search("Chi ha firmato il trattato?", k=2)
     assert len(hits) == 2 and hits[0].score >= hits[1].score
+    assert len(embedded) == 2  # one sentence per chunk, embedded for the re-score
     (spans, vectors), = r.sentence_vectors([hits[0].chunk])
     assert spans and vectors.shape == (len(spans), 3)
+    r.search("Chi ha firmato il trattato?", k=2)
+    assert len(embedded) == 2  # the second search and the lookup reuse them
 
 
 def test_sentence_cache_eviction_never_loses_what_the_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ def _last_logits_cold_and_warm(llama_class: type) -> tuple[np.ndarray, np.ndarra
     """Logits after a 600-token prompt: evaluated fresh, and again after a prompt sharing 310 tokens."""
     path = REPO / DEFAULT_GGUF
     if not path.is_file():
-        pytest.skip("the embedded chat model is not prepared (run the README set-up)")
+        pytest.fail("the embedded chat model is not prepared (run the README set-up)")
     llm = llama_class(model_path=str(path), n_ctx=2048, n_threads=2, n_batch=BATCH, n_ubatch=BATCH,
                       logits_all=True, verbose=False)
     text = next(SEED.glob("*.txt")).read_text(encoding="utf-8")

@@ -112,7 +112,9 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             article_mark = card.locator(".article-text mark")
             article_mark.wait_for()
             assert article_mark.inner_text() == mark.inner_text()
-            assert sources.locator(".other-passages").count() <= 1  # uncited: collapsed, secondary
+            # Uncited passages: one collapsed section (the article has more passages than it cites).
+            assert sources.locator("details.other-passages").count() == 1
+            assert sources.locator("details.other-passages[open]").count() == 0
             page.screenshot(path=ARTIFACTS / "ui-03-italian-answer.png", full_page=True)
 
             # 2. Follow-up: rewritten with the conversation before retrieval, shown to the reader.

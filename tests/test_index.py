@@ -187,3 +187,22 @@ def test_vectors_saved_without_their_chunks_are_detected(tmp_path: Path) -> None
     (tmp_path / VECTORS).write_bytes(faiss.serialize_index(other.index).tobytes())
     with pytest.raises(IndexCorruptError, match="checksum"):
         VectorStore.load(tmp_path, VectorStore.read_manifest(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [("chunking", "chunker_version", "chunking settings changed"), ("format", 1, "index format changed")],
+)
+def test_index_from_older_code_is_rebuilt_once(settings: Settings, field: str, value: object, reason: str) -> None:
+    sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    path = settings.index_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    if field == "chunking":
+        manifest["chunking"]["chunker_version"] -= 1  # built by the previous chunker
+    else:
+        manifest["format"] = value
+    path.write_text(json.dumps(manifest))
+    _, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert r.action == "rebuilt" and r.reason == reason
+    _, again = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert again.action == "loaded"

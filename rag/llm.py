@@ -113,8 +113,11 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        started = kwargs.pop("on_start", None)
         request = self._request(messages, stop, **kwargs)
         with self._lock:  # one generation at a time on the shared context
+            if started:
+                started()
             stream = self._llama.create_chat_completion(stream=True, **request)
             try:
                 for part in stream:
@@ -135,6 +138,14 @@ class TimedGeneration:
 
     def stream(self, messages: list[BaseMessage], **kwargs: Any) -> Iterator[str]:
         deadline = time.perf_counter() + self.timeout_s
+        if isinstance(self.chat, LlamaCppChat):
+            # The deadline counts from when the shared model starts on this request: time
+            # queued behind other chats' answers is not this answer being slow.
+            def started() -> None:
+                nonlocal deadline
+                deadline = time.perf_counter() + self.timeout_s
+
+            kwargs["on_start"] = started
         try:
             for chunk in self.chat.stream(messages, **kwargs):
                 piece = chunk.text if isinstance(chunk.text, str) else str(chunk.content)

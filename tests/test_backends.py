@@ -171,3 +171,25 @@ def test_the_chat_model_is_loaded_once_per_file(home: Path) -> None:
     s = make_settings(home, llm={"model_path": str(TINY), "n_ctx": 1024})
     first, second = create_chat_model(s), create_chat_model(s)
     assert first is not second and first._llama is second._llama and first._lock is second._lock
+
+
+def test_time_queued_behind_another_chat_does_not_count_against_the_deadline() -> None:
+    import threading
+
+    from rag.llm import TimedGeneration
+
+    chat = LlamaCppChat(model_path=str(TINY), n_ctx=1024, n_threads=2, max_tokens=4)
+    result: dict[str, object] = {}
+
+    def ask() -> None:
+        try:
+            result["text"] = "".join(TimedGeneration(chat, 3.0, {}, time.perf_counter()).stream([HumanMessage("Hi")]))
+        except BackendError as err:
+            result["error"] = err
+
+    with chat._lock:  # another chat's answer holds the shared model for longer than the deadline
+        worker = threading.Thread(target=ask)
+        worker.start()
+        time.sleep(4.0)
+    worker.join(timeout=60)
+    assert "error" not in result and result.get("text"), result

@@ -83,7 +83,7 @@ def last_reply(result: tuple[Any, ...]) -> str:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The "openai" backend points at a port nobody listens on: a backend that is down.
-    down = {"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 20}
+    down = {"openai_base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 60}
     with running_app(private_home(tmp_path_factory.mktemp("ui-api-home")), llm=down) as url:
         yield url
 

@@ -44,6 +44,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
         ) from err
 
 
+def _read_checked(path: Path, sha256: str) -> bytes:
+    """The file's bytes, if they are what the manifest recorded."""
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise IndexCorruptError(f"{path}: checksum does not match the manifest.")
+    return data
+
+
 @dataclass
 class Manifest:
     """What an index was built from; any difference means it is stale."""
@@ -134,14 +142,10 @@ class VectorStore:
     @classmethod
     def load(cls, folder: Path, manifest: Manifest) -> VectorStore:
         try:
-            data = (folder / CHUNKS).read_bytes()
-            if hashlib.sha256(data).hexdigest() != manifest.chunks_sha256:
-                raise IndexCorruptError(f"{folder / CHUNKS}: checksum does not match the manifest.")
+            data = _read_checked(folder / CHUNKS, manifest.chunks_sha256)
             # Lines end at "\n" only: chunk text may hold U+2028 or U+0085, which splitlines() cuts at.
             chunks = [Chunk(**json.loads(line)) for line in data.decode("utf-8").split("\n") if line]
-            vectors = (folder / VECTORS).read_bytes()
-            if hashlib.sha256(vectors).hexdigest() != manifest.vectors_sha256:
-                raise IndexCorruptError(f"{folder / VECTORS}: checksum does not match the manifest.")
+            vectors = _read_checked(folder / VECTORS, manifest.vectors_sha256)
             index = faiss.deserialize_index(np.frombuffer(vectors, dtype=np.uint8))
         except IndexCorruptError:
             raise

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag.evaluation.data import DEFAULT_ARTICLE_QUESTIONS
+from evals.data import DEFAULT_ARTICLE_QUESTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = DEFAULT_ARTICLE_QUESTIONS

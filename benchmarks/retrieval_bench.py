@@ -37,18 +37,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag import Assistant  # noqa: E402
-from rag.config import DEFAULT_E5_DIR, Settings, load_settings  # noqa: E402
-from rag.embed import get_embedder  # noqa: E402
-from rag.evaluation.data import (  # noqa: E402
+from evals.data import (  # noqa: E402
     DEFAULT_ARTICLE_QUESTIONS,
     DEFAULT_CORPUS,
     DEFAULT_SQUAD_QUESTIONS,
     load_corpus,
     load_squad_questions,
 )
-from rag.evaluation.retrieval import build_index, cache_path, chunk_corpus, evaluate_retrieval  # noqa: E402
-from rag.retrieve import HybridRetriever  # noqa: E402
+from evals.retrieval import build_index, cache_path, chunk_corpus, evaluate_retrieval  # noqa: E402
+from rag import Assistant  # noqa: E402
+from rag.config import DEFAULT_E5_DIR, Settings, load_settings  # noqa: E402
+from rag.search.embedding import get_embedder  # noqa: E402
+from rag.search.retrieval import HybridRetriever  # noqa: E402
 
 SEED = REPO / "docs_store" / "accordo-mutua-difesa.txt"
 CACHE = REPO / ".cache" / "eval"

@@ -31,17 +31,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import indexed_text  # noqa: E402
-from rag.config import Settings, load_settings  # noqa: E402
-from rag.embed import get_embedder  # noqa: E402
-from rag.evaluation.data import (  # noqa: E402
+from evals.data import (  # noqa: E402
     DEFAULT_CORPUS,
     DEFAULT_SQUAD_QUESTIONS,
     SquadQuestion,
     load_corpus,
     load_squad_questions,
 )
-from rag.evaluation.retrieval import (  # noqa: E402
+from evals.retrieval import (  # noqa: E402
     LANGS,
     PrecomputedEmbedder,
     cached_encode,
@@ -49,10 +46,13 @@ from rag.evaluation.retrieval import (  # noqa: E402
     chunk_sentences,
     rank_paragraphs,
 )
-from rag.evaluation.scoring import dedupe_ranking, gold_rank  # noqa: E402
-from rag.retrieve import HybridRetriever  # noqa: E402
+from evals.scoring import dedupe_ranking, gold_rank  # noqa: E402
+from rag.config import Settings, load_settings  # noqa: E402
+from rag.corpus.chunking import indexed_text  # noqa: E402
+from rag.search.embedding import get_embedder  # noqa: E402
+from rag.search.retrieval import HybridRetriever  # noqa: E402
+from rag.search.stores import VectorStore  # noqa: E402
 from rag.types import Chunk  # noqa: E402
-from rag.vector_store import VectorStore  # noqa: E402
 
 CACHE = ROOT / ".cache" / "eval"
 USE_DIM = 512

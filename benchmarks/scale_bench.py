@@ -84,7 +84,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from rag import Assistant
     from rag.config import Settings
-    from rag.documents import document_id
+    from rag.corpus.documents import document_id
 
     rows = load_articles(args.corpus, args.articles + 1, args.seed)
     extra, rows = rows[-1], rows[:-1]

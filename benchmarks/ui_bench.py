@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 from gradio_client import Client
 
-from rag.evaluation.data import DEFAULT_ARTICLE_QUESTIONS
-from ui.browser import CHROMIUM, CHROMIUM_ARGS
+from evals.data import DEFAULT_ARTICLE_QUESTIONS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_QUESTIONS = DEFAULT_ARTICLE_QUESTIONS

@@ -8,17 +8,6 @@ Public API::
     a.ask("Who signed the mutual defence pact?")
 """
 
-import os
-
-# OpenMP threads that spin while waiting starve everything else on a small
-# machine: measured 0.8 tok/s generation with spinning vs 5 tok/s passive when
-# the embedder or another process shares the 2 cores. Must be set before
-# torch or llama.cpp start their thread pools.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 from .assistant import Assistant
 from .config import Settings, load_settings
 from .errors import (
@@ -31,12 +20,17 @@ from .errors import (
     ModelNotFoundError,
     RagError,
 )
+from .llm import ANSWER_ENGINES, BACKENDS, EXTRACTIVE, ChatBackend
 from .types import Answer, Chunk, Citation, Document, SearchHit
 
 __all__ = [
+    "ANSWER_ENGINES",
+    "BACKENDS",
+    "EXTRACTIVE",
     "Answer",
     "Assistant",
     "BackendError",
+    "ChatBackend",
     "Chunk",
     "Citation",
     "ConfigError",

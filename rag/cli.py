@@ -1,26 +1,35 @@
-"""The ``rag`` command: mirrors the Python API (search, ask, ingest, index, config, ui, eval)."""
+"""rag: cited answers about news articles, offline (mirrors the Python API).
+
+Commands from other packages of this project (``ui``: the chat page; ``eval``:
+quality measurements) plug in through the ``rag.commands`` entry points.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
+from .llm.registry import ANSWER_ENGINES
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if TYPE_CHECKING:
+    from .assistant import Assistant
+
+# Where other packages add subcommands: ``name = "module:function"``, the function
+# taking argparse's subparsers and registering its parser there.
+COMMANDS_GROUP = "rag.commands"
 
 
-def _assistant(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def assistant_for(args: argparse.Namespace) -> Assistant:
+    """The assistant for a command, with its ``--backend`` if it has one."""
     from .assistant import Assistant
     from .config import load_settings
 
@@ -35,12 +44,12 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    assistant = _assistant(args)
+    assistant = assistant_for(args)
     hits = assistant.search(args.query, k=args.k)
     if args.json:
         _print_json([h.to_dict() for h in hits])
         return 0
-    if not len(assistant.retriever.store):
+    if not len(assistant.retriever):
         print("No passages indexed. Add articles with `rag ingest PATH`.")
     elif not hits:  # BM25 alone finds nothing for a query with no word in common
         print("No passage matches the query.")
@@ -77,7 +86,7 @@ def erase_sequence(printed: str, columns: int) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    assistant = _assistant(args)
+    assistant = assistant_for(args)
     options = {"k": args.k} if args.k is not None else {}
 
     def one(question: str) -> int:
@@ -114,7 +123,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    report = _assistant(args).ingest(args.paths)
+    report = assistant_for(args).ingest(args.paths)
     for d in report.added:
         print(f"added     {d.title!r} ({d.date or 'no date'}, {d.language}) id {d.doc_id}")
     for d in report.unchanged:
@@ -125,7 +134,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    r = _assistant(args).index(rebuild=args.rebuild)
+    r = assistant_for(args).index(rebuild=args.rebuild)
     why = f" ({r.reason})" if r.reason else ""
     print(f"index {r.action}{why}: {r.documents} documents, {r.chunks} chunks, {r.embedded_chunks} embedded now")
     for s in r.skipped:
@@ -141,16 +150,21 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from .setup import prepare
+    import time
 
-    prepare(with_llm=not args.no_llm)
-    return 0
+    from .assistant import Assistant
+    from .config import load_settings
+    from .provision.setup import prepare, step
 
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from ui.app import launch
-
-    launch(_assistant(args), host=args.host, port=args.port)
+    settings = load_settings()
+    prepare(settings, with_llm=not args.no_llm)
+    t = step("index")
+    report = Assistant(settings).index()
+    print(
+        f"  index {report.action}: {report.documents} documents, {report.chunks} passages "
+        f"({time.perf_counter() - t:.1f}s)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -167,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="a cited answer (no question: read one per line from stdin)")
     a.add_argument("question", nargs="?")
     a.add_argument("--k", type=int, default=None)
-    a.add_argument("--backend", choices=["llamacpp", "openai", "extractive"])
+    a.add_argument("--backend", choices=ANSWER_ENGINES)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_ask)
 
@@ -186,22 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-llm", action="store_true", help="skip the embedded chat model")
     st.set_defaults(func=cmd_setup)
 
-    u = sub.add_parser("ui", help="start the chat page")
-    u.add_argument("--host", default=None)
-    u.add_argument("--port", type=int, default=None)
-    u.add_argument("--backend", choices=["llamacpp", "openai", "extractive"])
-    u.set_defaults(func=cmd_ui)
-
-    _add_eval(sub)
+    for command in entry_points(group=COMMANDS_GROUP):
+        try:
+            register = command.load()
+        except ImportError:  # that package's extra is not installed
+            continue
+        register(sub)
     return p
-
-
-def _add_eval(sub: Any) -> None:
-    try:
-        from .evaluation.cli import add_eval_parser
-    except ImportError:  # evaluation extras not installed
-        return
-    add_eval_parser(sub)
 
 
 def run(argv: Sequence[str] | None, handler: Callable[[argparse.Namespace], int] | None = None) -> int:

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +25,8 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .llm.registry import ANSWER_ENGINES
+from .search.stores import STORES
 
 PROJECT_HOME = Path(__file__).resolve().parent.parent
 DEFAULT_E5_DIR = "models/multilingual-e5-small"
@@ -75,6 +77,9 @@ class RetrievalSettings(BaseModel):
     # BM25 term-frequency saturation and length normalisation (bm25s).
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
+    # Score fusion: passages scored in full are the vector store's best dense_candidates
+    # and BM25's best dense_candidates for each wording of the question.
+    dense_candidates: int = Field(100, ge=1)
     # Score fusion: the best rerank_k candidates get sentence_weight x the cosine of
     # their best-matching sentence added (0 turns the re-score off).
     rerank_k: int = Field(10, ge=0)
@@ -88,8 +93,21 @@ class RetrievalSettings(BaseModel):
     min_relevance: float = 0.765
 
 
+class IndexSettings(BaseModel):
+    # A vector store of rag/search/stores.py.
+    backend: str = "faiss"
+
+    @field_validator("backend")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in STORES:
+            raise ValueError(f"must be one of {', '.join(STORES)}")
+        return value
+
+
 class LLMSettings(BaseModel):
-    backend: Literal["llamacpp", "openai", "extractive"] = "llamacpp"
+    # A chat backend of rag/llm/registry.py, or "extractive" (quotes, no chat model).
+    backend: str = "llamacpp"
     fallback_to_extractive: bool = True
     # When the model's answer has no sentence a passage supports: False refuses (the
     # default: on off-topic questions those answers were invented), True quotes the
@@ -112,6 +130,13 @@ class LLMSettings(BaseModel):
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local-model"
     openai_api_key: SecretStr = SecretStr("not-needed")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in ANSWER_ENGINES:
+            raise ValueError(f"must be one of {', '.join(ANSWER_ENGINES)}")
+        return value
 
 
 class UISettings(BaseModel):
@@ -148,6 +173,7 @@ class Settings(BaseSettings):
 
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     ui: UISettings = UISettings()
@@ -180,11 +206,6 @@ class Settings(BaseSettings):
         """A path from the settings, relative paths taken from ``home``."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.home / p
-
-    def embedding_model_path(self) -> Path | None:
-        """The local folder of the embedding model, or None for a hub name."""
-        p = self.resolve(self.embedding.model)
-        return p if (p.exists() or self.embedding.model == DEFAULT_E5_DIR) else None
 
     def public_dict(self) -> dict[str, Any]:
         """Effective settings, JSON-safe, secrets masked."""

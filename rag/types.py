@@ -106,8 +106,10 @@ class Citation:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Answer:
+    """A cited answer (or a refusal), built once when the pipeline ends."""
+
     question: str
     text: str
     language: str

@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
 from rag import Assistant, Settings
 from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
-from rag.evaluation.data import shared_bench_dir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = shared_bench_dir().parent
+# The benchmark data (../shared/README.md): $RAG_SHARED_DIR, else beside the checkout.
+SHARED = Path(os.environ.get("RAG_SHARED_DIR") or REPO.parent / "shared")
+# Every assistant of the session reads the vocabularies `rag setup` prepared, whatever its home.
+os.environ["TIKTOKEN_CACHE_DIR"] = str(REPO / "models" / "tiktoken")
 SEED = REPO / "docs_store" / "accordo-mutua-difesa.txt"
 DEV_QUESTIONS = SHARED / "bench" / "article_dev.jsonl"
 
@@ -32,6 +31,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
     (home / "docs_store").mkdir(parents=True, exist_ok=True)
     return Settings(
         home=home,
+        models_dir=REPO / "models",
         embedding={"model": str(REPO / DEFAULT_E5_DIR)},
         llm={"model_path": str(REPO / DEFAULT_GGUF), "answer_check": False, **overrides.pop("llm", {})},  # type: ignore[dict-item]
         retrieval={"translate_query": False, **overrides.pop("retrieval", {})},  # type: ignore[dict-item]

@@ -13,8 +13,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
 from rag import Answer, Assistant, InvalidQuestionError
-from rag.answer import DECLINED, UNVERIFIED
-from rag.prompts import REFUSAL
+from rag.answer.pipeline import DECLINED, UNVERIFIED
+from rag.answer.prompts import REFUSAL
 
 
 def fake(*replies: str) -> GenericFakeChatModel:
@@ -197,7 +197,7 @@ def test_follow_up_searched_with_the_previous_question_keeps_its_own_kind(assist
 
 
 def test_standalone_questions_with_articles_and_conjunctions_are_not_follow_ups() -> None:
-    from rag.followup import looks_like_follow_up
+    from rag.answer.followup import looks_like_follow_up
 
     assert not looks_like_follow_up("Chi sono gli alleati della Russia?")
     assert not looks_like_follow_up("Were there protests against the pact?")
@@ -225,7 +225,7 @@ def test_an_answer_that_is_only_a_name_is_not_a_wrong_language(assistant: Assist
     ],
 )
 def test_news_questions_about_ignoring_rules_are_not_taken_for_prompt_injection(question: str) -> None:
-    from rag.answerability import judge
+    from rag.answer.gate import judge
 
     assert judge(question, [], 0.9, 0.765).answerable
 
@@ -242,7 +242,7 @@ def test_news_questions_about_ignoring_rules_are_not_taken_for_prompt_injection(
     ],
 )
 def test_instruction_overrides_are_refused(question: str) -> None:
-    from rag.answerability import judge
+    from rag.answer.gate import judge
 
     verdict = judge(question, [], 0.9, 0.765)
     assert not verdict.answerable and "override" in verdict.reason

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from rag import Assistant
-from rag.answer import NOT_ANSWERED
-from rag.answer_check import cited_text_answers
-from rag.prompts import NO_ANSWER, REFUSAL
+from rag.answer.check import cited_text_answers
+from rag.answer.pipeline import NOT_ANSWERED
+from rag.answer.prompts import NO_ANSWER, REFUSAL
 from tests.fakes import Exploding, recording
 
 QUOTE = "Putin ha firmato un accordo di mutua difesa con Kim Jong-un."

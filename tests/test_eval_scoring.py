@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.evaluation.gate import threshold_sweep
-from rag.evaluation.scoring import (
+from evals.gate import threshold_sweep
+from evals.scoring import (
     ArticleVerdict,
     citation_precision_recall,
     contains_all_groups,

@@ -13,9 +13,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError
-from rag.indexer import sync_index
+from rag.search.indexer import sync_index
+from rag.search.stores import CHUNKS, MANIFEST, VECTORS, Manifest, VectorStore
 from rag.types import Chunk
-from rag.vector_store import CHUNKS, MANIFEST, VECTORS, Manifest, VectorStore
 from tests.conftest import SEED, make_settings
 
 
@@ -124,15 +124,15 @@ def _no_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(text: str) -> str:
         raise AssertionError("language detected again")
 
-    monkeypatch.setattr("rag.documents.detect_language", fail)
-    monkeypatch.setattr("rag.lexical.detect_language", fail)
+    monkeypatch.setattr("rag.corpus.documents.detect_language", fail)
+    monkeypatch.setattr("rag.search.lexical.detect_language", fail)
 
 
 def test_reopening_a_store_does_not_detect_languages_again(
     settings: Settings, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Language detection was most of the time a restart took (about 10 ms an article)."""
-    from rag.retrieve import HybridRetriever
+    from rag.search.retrieval import HybridRetriever
 
     emb = FakeEmbedder()
     store, _ = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]

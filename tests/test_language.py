@@ -1,6 +1,6 @@
 import pytest
 
-from rag.language import choose_answer_language, detect_language, written_in
+from rag.text.language import choose_answer_language, detect_language, written_in
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.config import DEFAULT_GGUF
-from rag.llama_cache import BATCH, aligned_llama_class
+from rag.llm.llama_cache import BATCH, aligned_llama_class
 
 pytestmark = pytest.mark.slow
 

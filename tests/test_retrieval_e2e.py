@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from evals.scoring import passage_has_gold
 from rag import Assistant
-from rag.evaluation.scoring import passage_has_gold
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_extractive_quotes_the_answering_sentence_not_the_title_line(
 
 
 def test_metadata_line_is_recognised() -> None:
-    from rag.documents import is_metadata_line
+    from rag.corpus.documents import is_metadata_line
 
     assert is_metadata_line("date 2024-06 Un accordo di mutua difesa")
     assert not is_metadata_line("Durante la visita, Putin ha firmato un accordo.")

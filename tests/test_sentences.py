@@ -2,8 +2,8 @@
 
 import pytest
 
-from rag.citations import parse_claims
-from rag.sentences import sentence_spans
+from rag.answer.citations import parse_claims
+from rag.text.sentences import sentence_spans
 
 
 def _split(text: str) -> list[str]:

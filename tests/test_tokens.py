@@ -4,7 +4,7 @@ from pathlib import Path
 
 import tiktoken
 
-from rag.tokens import cache_file_name, seed_tiktoken_cache
+from rag.text.tokens import cache_file_name, seed_tiktoken_cache
 
 
 def test_cache_names_are_sha1_of_url() -> None:

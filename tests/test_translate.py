@@ -4,9 +4,9 @@ two wordings, and the answer pipeline's use of it (fake chat models)."""
 from __future__ import annotations
 
 import pytest
+from rag.translate import acceptable, translate_question, translation_messages
 
 from rag import Assistant
-from rag.translate import acceptable, translate_question, translation_messages
 from tests.fakes import Exploding, recording
 
 QUESTION_EN = "Who signed the mutual defence pact?"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.language import detect_language
+from rag.text.language import detect_language
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO
 from tests.test_ui_api import NEW_ARTICLE, private_home, running_app
-from ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,

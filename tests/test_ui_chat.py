@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rag import Answer, BackendError, InvalidQuestionError
-from rag.ingest import IngestReport
+from rag.corpus.ingest import IngestReport
 from rag.types import Document
 from ui.chat import ChatHandlers, Conversation, Turn, chat_messages
 

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# Before Gradio is imported: no telemetry, no model hub.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import errno
 import logging
 import socket
@@ -15,9 +9,9 @@ from typing import Any
 
 import gradio as gr
 
-from rag import Assistant, RagError
+from rag import ANSWER_ENGINES, Assistant, RagError
 
-from .chat import BACKENDS, ChatHandlers, Conversation
+from .chat import ChatHandlers, Conversation
 from .labels import EXAMPLES, LANGUAGES, label
 from .render import model_markdown, sources_html
 
@@ -135,7 +129,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
                 with gr.Accordion(label(lang0, "settings"), open=True) as settings_box:
                     backend = gr.Radio(
-                        list(BACKENDS),
+                        list(ANSWER_ENGINES),
                         value=settings.llm.backend,
                         label=label(lang0, "backend"),
                         info=label(lang0, "backend_info"),
@@ -219,21 +213,14 @@ def _header(lang: str) -> str:
 
 
 def preload(assistant: Assistant) -> None:
-    """Index and embedded model into memory before the first visitor.
+    """Index and chat model into memory before the first visitor.
 
     Loading the model here, once, also keeps concurrent first questions from
-    each loading their own copy. A model that fails to load is not fatal: the
-    answers fall back to quotes, with a note saying why.
+    waiting on it. A model that fails to load is not fatal: the answers fall
+    back to quotes, with a note saying why.
     """
-    assistant.retriever  # noqa: B018 - builds or loads the index
-    settings = assistant.settings
-    if settings.llm.backend == "llamacpp":
-        from rag.llm import create_chat_model
-
-        try:
-            create_chat_model(settings, "llamacpp")
-        except RagError as err:
-            log.warning("the embedded model is not available: %s", err)
+    for problem in assistant.warm_up():
+        log.warning("the chat model is not available: %s", problem)
 
 
 def launch(assistant: Assistant, host: str | None = None, port: int | None = None, *, block: bool = True) -> gr.Blocks:

@@ -195,11 +195,8 @@ def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICL
 def model_markdown(settings: Any, backend: str, lang: str) -> str:
     """Which models answer and search, for the settings panel."""
     llm = settings.llm
-    if backend == "llamacpp":
-        model = label(lang, "model_llamacpp", model=Path(llm.model_path).name)
-    elif backend == "openai":
-        model = label(lang, "model_openai", base_url=llm.openai_base_url, model=llm.openai_model)
-    else:
-        model = label(lang, "model_extractive")
+    # Each engine's label (``model_<name>``) picks the facts it shows.
+    facts = {"model_file": Path(llm.model_path).name, "base_url": llm.openai_base_url, "model": llm.openai_model}
+    model = label(lang, f"model_{backend}", **facts)
     embedding = Path(str(settings.embedding.model)).name
     return f"**{label(lang, 'model_in_use')}:** {model}  \n**{label(lang, 'embedding_model')}:** `{embedding}`"

@@ -1,0 +1,1 @@
+"""From passages to a cited answer: gate, generation, citation checks, fallbacks."""

@@ -1,0 +1,284 @@
+"""The answer pipeline: language → (follow-up rewrite) → retrieval → refusal
+gate → (question translation, second search) → generation under a token
+budget → citation checks → refusal or fallback → the ``Answer``.
+
+The default model is small, so the pipeline, not the model, guarantees the
+properties users rely on: answerability is decided by retrieval scores,
+citations are constrained by a grammar and then checked against the passages,
+and the answer's language is checked.
+
+Everything it uses is handed to it (settings, retriever, chat backend); the
+state of one question lives in a ``_Run`` and the public ``Answer`` is built
+once, when the run ends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import BackendError, InvalidQuestionError, RagError
+from ..llm import EXTRACTIVE, ChatBackend
+from ..search.embedding import Encoder
+from ..text.language import SUPPORTED, choose_answer_language
+from ..types import Answer, Chunk, SearchHit
+from .check import cited_text_answers
+from .citations import SupportChecker, render
+from .extractive import extractive_claims
+from .followup import History, condense_question
+from .gate import Verdict, judge
+from .generation import VerifiedClaims, generate_checked
+from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
+from .translate import translate_question
+
+# Why an answer was refused (Answer.refusal_reason) after the LLM was asked, or
+# when no sentence could be cited at all.
+DECLINED = "the model found no answer in the passages"
+UNVERIFIED = "no sentence of the model's answer was supported by the passages"
+UNCITED = "no sentence could be supported by a passage"
+NOT_ANSWERED = "the sentences the answer cites do not answer the question (answer check)"
+OTHER_SCRIPT = "the question is not written in the Latin alphabet (only Italian and English are supported)"
+
+Stream = Generator[str | Answer, None, None]
+
+
+class Retriever(Protocol):
+    """What the pipeline needs of retrieval (``rag.search.retrieval.HybridRetriever``; fakes in tests)."""
+
+    embedder: Encoder
+
+    def __len__(self) -> int: ...
+
+    def search(self, query: str, k: int | None = None, *, also: Sequence[str] = ()) -> list[SearchHit]: ...
+
+    def sentence_vectors(self, chunks: list[Chunk]) -> list[tuple[list[tuple[int, int]], np.ndarray]]: ...
+
+    def languages(self) -> list[str]: ...
+
+
+def validate_query(text: object, max_chars: int) -> str:
+    """The stripped query, or a clear InvalidQuestionError."""
+    if not isinstance(text, str):
+        raise InvalidQuestionError("The question must be text.")
+    query = text.strip()
+    if not query:
+        raise InvalidQuestionError("The question is empty: type a question about the articles.")
+    if len(query) > max_chars:
+        raise InvalidQuestionError(
+            f"The question is {len(query):,} characters long; the limit is {max_chars:,}. Please shorten it."
+        )
+    return query
+
+
+@dataclass(frozen=True)
+class AnswerPipeline:
+    """Answers questions from ``retriever`` with ``chat`` (None: quote the passages).
+
+    ``engine`` names what was asked for (a backend name, or "extractive");
+    ``chat_error`` says why that chat model could not be used: the answers then
+    fall back to quotes with a note, as when the model fails mid-way.
+    """
+
+    settings: Settings
+    retriever: Retriever
+    chat: ChatBackend | None
+    engine: str = EXTRACTIVE
+    chat_error: str | None = None
+
+    def stream(
+        self, question: str, history: History | None = None, *, k: int, default_language: str = "en"
+    ) -> Stream:
+        """Yields draft text pieces as they are generated, then the final Answer."""
+        t0 = time.perf_counter()
+        q = validate_query(question, self.settings.retrieval.max_query_chars)
+        choice = choose_answer_language(q, default_language)
+        run = _Run(self, q, choice.answer_language, k, t0)
+        if not choice.script_supported:
+            yield run.finish(UNSUPPORTED_SCRIPT, OTHER_SCRIPT)
+            return
+        if not choice.supported:
+            run.notes.append(OTHER_LANGUAGE_NOTE.format(language=choice.detected))
+        if history:
+            run.searched_for = condense_question(q, history, run.chat, run.lang, self.settings.llm.timeout_s)
+        if not run.search():
+            yield run.finish(EMPTY_STORE[run.lang])
+            return
+        verdict = run.gate()
+        if not verdict.answerable:  # decided by retrieval, without calling the LLM
+            yield run.refuse(verdict.reason)
+            return
+        # After the gate (calibrated on the question alone), so refusals stay LLM-free.
+        run.translate()
+        claims = yield from run.generate()
+        if run.chat is not None:  # the model answered: it did not fail or time out
+            # It read the passages and found no answer, or wrote one that no passage
+            # supports: say so. Quoting sentences instead would present text that does
+            # not answer the question (measured on off-topic questions).
+            if claims is None:
+                yield run.refuse(DECLINED)
+                return
+            if not claims:
+                if not self.settings.llm.quote_unverified:
+                    yield run.refuse(UNVERIFIED)
+                    return
+                run.fallback_reason = UNVERIFIED
+            elif not run.answers_question(claims):
+                yield run.refuse(NOT_ANSWERED)
+                return
+        yield run.cite(claims or run.extractive())
+
+
+@dataclass
+class _Run:
+    """One question on its way through the pipeline: the state its steps share."""
+
+    pipeline: AnswerPipeline
+    question: str
+    lang: str
+    k: int
+    t0: float
+    searched_for: str = ""
+    translated_query: str | None = None
+    hits: list[SearchHit] = field(default_factory=list)
+    relevance: float | None = None
+    checker: SupportChecker | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # The chat model still in use (None once it failed, or when quoting was asked for).
+    chat: ChatBackend | None = None
+    # Why the chat model could not be used (shown in the fallback note).
+    fallback_reason: str | None = None
+    fell_back: bool = False
+
+    def __post_init__(self) -> None:
+        self.settings = self.pipeline.settings
+        self.searched_for = self.searched_for or self.question
+        self.chat = self.pipeline.chat
+        self.engine = self.pipeline.engine
+        if self.pipeline.chat_error is not None:
+            self._backend_failed(BackendError(self.pipeline.chat_error))
+
+    # endings ------------------------------------------------------------------
+    def finish(
+        self, text: str, refusal_reason: str | None = None, citations: Sequence = (), answerable: bool = False
+    ) -> Answer:
+        self.timings["total"] = time.perf_counter() - self.t0
+        return Answer(
+            question=self.question,
+            text=text,
+            language=self.lang,
+            answerable=answerable,
+            citations=list(citations),
+            passages=list(self.hits),
+            backend=self.engine,
+            fell_back=self.fell_back,
+            fallback_reason=self.fallback_reason if self.fell_back else None,
+            refusal_reason=refusal_reason,
+            relevance=self.relevance,
+            searched_for=self.searched_for,
+            translated_query=self.translated_query,
+            note=" ".join(self.notes) or None,
+            timings=dict(self.timings),
+        )
+
+    def refuse(self, reason: str) -> Answer:
+        return self.finish(REFUSAL[self.lang], reason)
+
+    def cite(self, claims: VerifiedClaims) -> Answer:
+        """The claims with their citations, or a refusal when none could be cited."""
+        text, citations = render(claims, self.hits)
+        return self.finish(text, citations=citations, answerable=True) if citations else self.refuse(UNCITED)
+
+    # steps ----------------------------------------------------------------------
+    def search(self) -> bool:
+        """Passages for the question (and its translation, once made); False when the index is empty
+        (not merely when nothing matched: BM25 alone finds nothing for a question with no word in common)."""
+        t = time.perf_counter()
+        also = [self.translated_query] if self.translated_query else []
+        retriever = self.pipeline.retriever
+        self.hits = retriever.search(self.searched_for, self.k, also=also)
+        self.timings["retrieval"] = self.timings.get("retrieval", 0.0) + time.perf_counter() - t
+        # The retriever already embedded these passages' sentences for its re-score.
+        self.checker = SupportChecker(
+            self.hits, retriever.embedder, retriever.sentence_vectors([h.chunk for h in self.hits])
+        )
+        return len(retriever) > 0
+
+    def gate(self) -> Verdict:
+        assert self.checker is not None
+        self.relevance = self.checker.relevance(self.searched_for)
+        # The kind of answer asked for is read from the user's own words: a follow-up
+        # searched together with the previous question must not take on its kind.
+        return judge(self.question, self.hits, self.relevance, self.settings.retrieval.min_relevance)
+
+    def translate(self) -> None:
+        """Search again with the question in the articles' other language, when they have one."""
+        if self.chat is None or not self.settings.retrieval.translate_query:
+            return
+        targets = [x for x in self.pipeline.retriever.languages() if x != self.lang and x in SUPPORTED]
+        if not targets:
+            return
+        t = time.perf_counter()
+        try:
+            self.translated_query = translate_question(
+                self.chat, self.searched_for, self.lang, targets[0], self.settings.llm.timeout_s
+            )
+        except BackendError as err:  # the backend is down: skip straight to the fallback
+            self._backend_failed(err)
+            return
+        self.timings["translation"] = time.perf_counter() - t
+        if self.translated_query:
+            self.search()
+
+    def generate(self) -> Generator[str, None, VerifiedClaims | None]:
+        """Streams the model's draft; returns its verified claims, None when it declined,
+        [] when none held or there is no usable model (then ``self.chat`` is None)."""
+        if self.chat is None:
+            return []
+        assert self.checker is not None
+
+        def first_token() -> None:
+            self.timings.setdefault("first_token", time.perf_counter() - self.t0)
+
+        try:
+            return (
+                yield from generate_checked(
+                    self.chat, self.searched_for, self.lang, self.hits, self.checker, self.settings.llm, first_token
+                )
+            )
+        except BackendError as err:
+            self._backend_failed(err)
+            return []
+
+    def answers_question(self, claims: VerifiedClaims) -> bool:
+        """False when the chat model, shown only the sentences the claims cite, says
+        they do not answer the question (``llm.answer_check``; rag/answer/check.py)."""
+        if not self.settings.llm.answer_check or self.chat is None:
+            return True
+        quotes = [self.hits[s.hit].text[s.start : s.end] for _, supports in claims for s in supports]
+        t = time.perf_counter()
+        verdict = cited_text_answers(
+            self.chat, self.searched_for, list(dict.fromkeys(quotes)), self.settings.llm.timeout_s
+        )
+        self.timings["answer_check"] = time.perf_counter() - t
+        return verdict is not False
+
+    def extractive(self) -> VerifiedClaims:
+        """The best-matching sentences, quoted; marked as a fallback unless asked for."""
+        if self.engine != EXTRACTIVE:
+            self.fell_back = True
+            self.notes.append(FALLBACK_NOTE[self.lang].format(reason=self.fallback_reason))
+        self.engine = EXTRACTIVE
+        assert self.checker is not None
+        return extractive_claims(self.searched_for, self.checker, self.lang)
+
+    def _backend_failed(self, err: RagError) -> None:
+        """Carry on without the chat model, or re-raise when falling back is turned off."""
+        if not self.settings.llm.fallback_to_extractive:
+            raise err
+        self.chat, self.fallback_reason = None, str(err)

@@ -1,0 +1,1 @@
+"""Articles: reading and validating them, adding them to the store, cutting them into passages."""

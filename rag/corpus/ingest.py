@@ -1,0 +1,74 @@
+"""Adding articles to ``docs_store/``: validate, deduplicate by content, copy."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DocumentError
+from ..types import Document
+from .documents import expand_paths, filename_title, parse_article, read_article
+
+
+@dataclass
+class IngestReport:
+    added: list[Document] = field(default_factory=list)
+    unchanged: list[Document] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _file_stem(name: str) -> str:
+    """The original file name, minus characters some file systems refuse: it is the
+    title of articles without one (``documents.filename_title``)."""
+    safe = re.sub(r'[\x00-\x1f\\/:*?"<>|]+', "_", name).strip(" ._")
+    # File names are limited to 255 bytes; leave room for the id suffix.
+    return safe.encode("utf-8")[:200].decode("utf-8", "ignore") or "article"
+
+
+def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
+    """Write the article text into the store atomically; returns its path."""
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    stem, tag = _file_stem(Path(doc.source).stem), doc.doc_id[:8]
+    target, n = docs_dir / f"{stem}-{tag}{suffix}", 2
+    while target.exists():  # the user edited the stored copy since: it keeps their text
+        target, n = docs_dir / f"{stem}-{n}-{tag}{suffix}", n + 1
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(doc.text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_bytes: int) -> IngestReport:
+    """Copy every valid new article into the store; bad files are reported, not fatal."""
+    report = IngestReport()
+    files: list[Path] = []
+    for path in paths:
+        try:
+            files.extend(expand_paths([path]))
+        except DocumentError as err:
+            report.errors.append(str(err))
+    seen = set(known_ids)
+    for path in files:
+        try:
+            doc = read_article(path, max_bytes)
+        except DocumentError as err:
+            report.errors.append(str(err))
+            continue
+        if doc.doc_id in seen:
+            report.unchanged.append(doc)
+            continue
+        try:
+            stored = store_document(doc, docs_dir, path.suffix.lower())
+        except OSError as err:  # store not writable, disk full: nothing half-written stays
+            report.errors.append(f"{path}: could not be copied into {docs_dir} ({err.strerror or err}).")
+            continue
+        seen.add(doc.doc_id)
+        # As the store will read it back (a title from the file name loses what file names cannot hold).
+        report.added.append(parse_article(doc.text, str(stored), filename_title(stored, doc.doc_id), doc.language))
+    return report

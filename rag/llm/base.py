@@ -1,0 +1,94 @@
+"""The one contract every chat backend meets, and the short constrained call built on it.
+
+A backend streams text pieces for a list of LangChain messages, under a deadline,
+optionally constrained by a GBNF grammar (only backends with ``supports_grammar``
+honour one; the others get the same prompt without it), and counts tokens with
+its own tokenizer, so prompt budgets are measured in the model's tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+
+from langchain_core.messages import BaseMessage
+
+from ..errors import BackendError, BackendTimeoutError, RagError
+
+Messages = Sequence[BaseMessage]
+# Called by a backend when the model starts on a request (after any queue), so the
+# deadline counts the model's own time, not the wait behind other chats.
+OnStart = Callable[[], None]
+
+
+class ChatBackend(ABC):
+    """A chat model the answer pipeline can use."""
+
+    #: Registry name ("llamacpp", "openai") or a caller's label for a plugged-in model.
+    name: str = "custom"
+    #: Whether ``grammar`` is honoured; without it the pipeline checks the output instead.
+    supports_grammar: bool = False
+
+    @abstractmethod
+    def _pieces(
+        self, messages: Messages, *, grammar: str | None, max_tokens: int | None, stop: list[str] | None,
+        on_start: OnStart,
+    ) -> Iterator[str]:
+        """The model's reply as it is generated (implementations call ``on_start`` first)."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model (an estimate where the tokenizer is unknown)."""
+        from ..text.tokens import count_tokens
+
+        return count_tokens(text, "o200k_base")
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to free
+        """Free the model (optional)."""
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        timeout_s: float,
+        grammar: str | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Text pieces of the reply; BackendError on any failure, BackendTimeoutError past ``timeout_s``."""
+        deadline = time.perf_counter() + timeout_s
+
+        def started() -> None:
+            nonlocal deadline
+            deadline = time.perf_counter() + timeout_s
+
+        pieces = self._pieces(
+            messages, grammar=grammar if self.supports_grammar else None, max_tokens=max_tokens, stop=stop,
+            on_start=started,
+        )
+        try:
+            for piece in pieces:
+                if piece:
+                    yield piece
+                if time.perf_counter() > deadline:
+                    raise BackendTimeoutError(f"the language model took longer than {timeout_s:.0f}s")
+        except RagError:
+            raise
+        except Exception as err:
+            raise BackendError(f"{type(err).__name__}: {err}") from err
+        finally:
+            close = getattr(pieces, "close", None)
+            if close:
+                close()  # a generator holding the shared model frees it now, not at garbage collection
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        timeout_s: float,
+        grammar: str | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> str:
+        """The whole reply of a short call (translation, follow-up rewrite, answer check)."""
+        return "".join(self.stream(messages, timeout_s=timeout_s, grammar=grammar, max_tokens=max_tokens, stop=stop))

@@ -1,0 +1,39 @@
+"""Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …) through ``langchain-openai``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+
+from ..errors import BackendError
+from .langchain import LangChainBackend
+
+if TYPE_CHECKING:
+    from ..config import LLMSettings
+
+
+def identity(cfg: LLMSettings) -> str:
+    return f"{cfg.openai_base_url} {cfg.openai_model}"
+
+
+def create(cfg: LLMSettings, home: Path) -> LangChainBackend:
+    """``home`` is unused: the server holds the model."""
+    from langchain_openai import ChatOpenAI
+
+    # Local servers need no key, but the OpenAI client refuses to start without one.
+    key = cfg.openai_api_key.get_secret_value()
+    try:
+        chat = ChatOpenAI(
+            base_url=cfg.openai_base_url,
+            api_key=SecretStr(key or "not-needed"),
+            model=cfg.openai_model,
+            temperature=cfg.temperature,
+            max_completion_tokens=cfg.max_tokens,
+            timeout=cfg.timeout_s,
+            max_retries=0,
+        )
+    except Exception as err:  # any client set-up failure is the backend's, not a crash
+        raise BackendError(f"The OpenAI-compatible backend could not be set up: {err}") from err
+    return LangChainBackend(chat, name="openai")

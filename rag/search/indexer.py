@@ -1,0 +1,130 @@
+"""Keeping ``index/`` in step with ``docs_store/``: detect staleness, embed what is new."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import Settings
+from ..corpus.chunking import CHUNKER_VERSION, chunk_document, indexed_text
+from ..corpus.documents import read_article, store_files
+from ..errors import DocumentError, IndexCorruptError
+from ..types import Chunk, Document
+from .embedding import Embedder
+from .stores import Manifest, VectorStore, load_store, new_store, read_manifest, write_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncReport:
+    """What an index sync did, for the CLI and UI to show."""
+
+    action: str  # "loaded" | "updated" | "rebuilt"
+    reason: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    embedded_chunks: int = 0
+    skipped: list[str] = field(default_factory=list)
+    # Languages of the indexed articles (for translating questions).
+    languages: list[str] = field(default_factory=list)
+
+
+def indexed_manifest(settings: Settings) -> Manifest:
+    """What the index was built from (empty when there is no readable index): a cache of
+    each document's file and language, by content id."""
+    try:
+        manifest = read_manifest(settings.index_dir)
+    except IndexCorruptError:
+        manifest = None
+    return manifest or _empty_manifest()
+
+
+def _empty_manifest() -> Manifest:
+    return Manifest(embedding_model="", dim=0, chunking={})
+
+
+def load_documents(settings: Settings, manifest: Manifest | None = None) -> tuple[list[Document], list[str]]:
+    """All readable articles of the store, deduplicated by content id; languages come
+    from ``manifest`` (read from the index when not given) where it knows them."""
+    docs: dict[str, Document] = {}
+    skipped: list[str] = []
+    known = (manifest or indexed_manifest(settings)).languages
+    for path in store_files(settings.docs_dir):
+        try:
+            doc = read_article(path, settings.max_document_bytes, known)
+        except DocumentError as err:  # a file put there by hand; the rest still works
+            skipped.append(str(err))
+            log.warning("skipping %s", err)
+            continue
+        docs.setdefault(doc.doc_id, doc)
+    return list(docs.values()), skipped
+
+
+def _languages(docs: list[Document]) -> list[str]:
+    return sorted({d.language for d in docs})
+
+
+def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Document]) -> Manifest:
+    return Manifest(
+        embedding_model=embedder.model_id,
+        dim=embedder.dim,
+        chunking={**settings.chunking.model_dump(), "chunker_version": CHUNKER_VERSION},
+        documents={d.doc_id: d.source for d in docs},
+        languages={d.doc_id: d.language for d in docs},
+        store=settings.index.backend,
+    )
+
+
+def embed_chunks(embedder: Embedder, chunks: list[Chunk], progress: bool) -> np.ndarray:
+    return embedder.encode_passages([indexed_text(c) for c in chunks], show_progress=progress and len(chunks) > 32)
+
+
+def sync_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> tuple[VectorStore, SyncReport]:
+    """Load the index if current, update it for new/removed documents, or rebuild it."""
+    folder = settings.index_dir
+    have: Manifest | None = None
+    damaged: IndexCorruptError | None = None
+    try:
+        have = read_manifest(folder)
+    except IndexCorruptError as err:
+        damaged = err
+    docs, skipped = load_documents(settings, have or _empty_manifest())
+    want = expected_manifest(settings, embedder, docs)
+    store: VectorStore | None = None
+    reason: str | None = "requested" if rebuild else None
+    if not rebuild and damaged is None:
+        reason = "no index yet" if have is None else have.stale_reason(want)
+        if have is not None and reason in (None, "documents changed"):
+            try:
+                store = load_store(have.store, folder, have)
+            except IndexCorruptError as err:
+                damaged = err
+    if not rebuild and damaged is not None:
+        log.warning("%s; rebuilding", damaged)
+        reason, store = f"index damaged: {damaged}", None
+    if reason is None and store is not None and have is not None:
+        if have.languages != want.languages:  # an index from before languages were recorded
+            have.languages = want.languages
+            write_manifest(folder, have)
+        return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped, _languages(docs))
+
+    action = "updated" if store is not None else "rebuilt"
+    if store is None:
+        store = new_store(settings.index.backend, embedder.dim)
+    else:  # same model and chunking: keep the vectors of unchanged documents
+        store.remove({c.doc_id for c in store.chunks} - set(want.documents))
+    indexed = {c.doc_id for c in store.chunks}
+    new_chunks = [c for d in docs if d.doc_id not in indexed for c in chunk_document(d, settings.chunking)]
+    if new_chunks:
+        store.add(new_chunks, embed_chunks(embedder, new_chunks, progress))
+    store.save(folder, want)
+    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped, _languages(docs))

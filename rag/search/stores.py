@@ -1,0 +1,150 @@
+"""The vector-store contract, what an index was built from, and the registry of store names.
+
+A store holds the passages (``Chunk``) and their L2-normalised vectors and finds
+the nearest by inner product (= cosine). It persists without pickle: each file
+is written to a temporary file and renamed, the manifest last, and the manifest
+checksums the files so a torn write is detected at load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import IndexCorruptError, IndexWriteError
+from ..types import Chunk
+
+FORMAT_VERSION = 3  # 3: the manifest checksums each store file by name
+MANIFEST = "manifest.json"
+# name -> module with the ``Store`` class (imported on first use).
+_MODULES = {"faiss": "rag.search.faiss_store"}
+STORES: tuple[str, ...] = tuple(_MODULES)
+
+
+class VectorStore(Protocol):
+    """What the indexer and the retriever need of a store."""
+
+    dim: int
+    chunks: list[Chunk]
+
+    def __len__(self) -> int: ...
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Append passages with their vectors (one row each)."""
+
+    def remove(self, doc_ids: set[str]) -> None:
+        """Drop every passage of these documents."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, positions), each (len(queries), k'), best first; k' = min(k, len(self))."""
+
+    def vectors_at(self, positions: Sequence[int]) -> np.ndarray:
+        """The stored vectors of these passages (for exact scores of a few candidates)."""
+
+    def save(self, folder: Path, manifest: Manifest) -> None:
+        """Write the store and then ``manifest`` (with the files' checksums) into ``folder``."""
+
+
+def new_store(name: str, dim: int) -> VectorStore:
+    return import_module(_MODULES[name]).Store(dim)  # type: ignore[no-any-return]
+
+
+def load_store(name: str, folder: Path, manifest: Manifest) -> VectorStore:
+    return import_module(_MODULES[name]).Store.load(folder, manifest)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Manifest:
+    """What an index was built from; any difference means it is stale."""
+
+    embedding_model: str
+    dim: int
+    chunking: dict[str, Any]
+    documents: dict[str, str] = field(default_factory=dict)  # doc_id -> source
+    # doc_id -> language: the store is opened without detecting languages again.
+    languages: dict[str, str] = field(default_factory=dict)
+    chunk_count: int = 0
+    # file name -> sha256 of what the store wrote
+    checksums: dict[str, str] = field(default_factory=dict)
+    store: str = "faiss"
+    format: int = FORMAT_VERSION
+
+    def stale_reason(self, other: Manifest) -> str | None:
+        """Why an index built as ``self`` can't serve settings ``other``."""
+        if self.format != other.format:
+            return "index format changed"
+        if self.store != other.store:
+            return f"vector store changed ({self.store} -> {other.store})"
+        if self.embedding_model != other.embedding_model or self.dim != other.dim:
+            return f"embedding model changed ({self.embedding_model} -> {other.embedding_model})"
+        if self.chunking != other.chunking:
+            return "chunking settings changed"
+        if set(self.documents) != set(other.documents):
+            return "documents changed"
+        return None
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("format") != FORMAT_VERSION:  # an older index: rebuilt once, as stale
+            return Manifest(embedding_model="", dim=0, chunking={}, format=int(data.get("format", 0)))
+        return Manifest(**{f.name: data[f.name] for f in fields(Manifest) if f.name in data})
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise IndexCorruptError(f"{path}: unreadable manifest ({err}).") from err
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    atomic_write(folder / MANIFEST, json.dumps(manifest.__dict__, indent=2).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file, so a failure leaves the old file whole (and no debris)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise IndexWriteError(
+            f"cannot save the index in {path.parent} ({err.strerror or err}); the articles in the "
+            "store are kept, and the index is brought up to date at the next start or added article."
+        ) from err
+
+
+def write_checked(folder: Path, name: str, data: bytes, manifest: Manifest) -> None:
+    """Write one store file and record its checksum in ``manifest`` (saved after all files)."""
+    manifest.checksums[name] = hashlib.sha256(data).hexdigest()
+    atomic_write(folder / name, data)
+
+
+def read_checked(folder: Path, name: str, manifest: Manifest) -> bytes:
+    """A store file's bytes, if they are what the manifest recorded."""
+    path = folder / name
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.checksums.get(name):
+        raise IndexCorruptError(f"{path}: checksum does not match the manifest.")
+    return data
+
+
+def chunks_bytes(chunks: Sequence[Chunk]) -> bytes:
+    return "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks).encode("utf-8")
+
+
+def parse_chunks(data: bytes) -> list[Chunk]:
+    # Lines end at "\n" only: chunk text may hold U+2028 or U+0085, which splitlines() cuts at.
+    return [Chunk(**json.loads(line)) for line in data.decode("utf-8").split("\n") if line]

@@ -1,0 +1,1 @@
+"""Text utilities shared by the pipeline: language, sentence boundaries, token counts."""

@@ -16,11 +16,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from evals.data import DEFAULT_ARTICLE_QUESTIONS
+from evals.settings import load_eval_settings
 
 REPO = Path(__file__).resolve().parent.parent
-DEV = DEFAULT_ARTICLE_QUESTIONS
+DEV = load_eval_settings().article_questions
 
 
 def pct(values: list[float], q: float) -> float:
@@ -30,7 +31,7 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def raw_llama_speed(generate: int = 64) -> tuple[int, float, float]:
+def raw_llama_speed(assistant: Any, generate: int = 64) -> tuple[int, float, float]:
     """The embedded chat model alone: prompt tokens, prompt and generation tokens per second.
 
     Goes through the product's own chat model (the instance the assistant has
@@ -40,17 +41,14 @@ def raw_llama_speed(generate: int = 64) -> tuple[int, float, float]:
     """
     from langchain_core.messages import HumanMessage
 
-    from rag.config import Settings
-    from rag.llm import create_chat_model
-
-    settings = Settings()
-    chat = create_chat_model(settings, "llamacpp")
-    article = next(settings.resolve(settings.docs_dir).glob("*.txt")).read_text(encoding="utf-8")
+    chat = assistant.chat_backend("llamacpp")
+    settings = assistant.settings
+    article = next(settings.docs_dir.glob("*.txt")).read_text(encoding="utf-8")
     t = time.perf_counter()
     first, pieces = 0.0, []
-    for chunk in chat.stream([HumanMessage(article)], max_tokens=generate):
+    for piece in chat.stream([HumanMessage(article)], timeout_s=600, max_tokens=generate):
         first = first or time.perf_counter()
-        pieces.append(chunk.text)
+        pieces.append(piece)
     end = time.perf_counter()
     prompt_tokens = chat.count_tokens(article)
     made = chat.count_tokens("".join(pieces))
@@ -102,7 +100,7 @@ def main() -> None:
     print(f"| cold `rag ask` incl. start-up (s) | {statistics.median(cold):.1f} | {max(cold):.1f} |")
     print(f"\npeak RAM: {peak_warm:.0f} MiB (warm process), {peak_cold:.0f} MiB (cold CLI process)")
     if args.backend == "llamacpp" and not args.no_raw:
-        tokens, read, gen = raw_llama_speed()
+        tokens, read, gen = raw_llama_speed(a)
         print(f"raw llama.cpp: prompt {read:.0f} tok/s ({tokens} tokens), generation {gen:.1f} tok/s")
 
 

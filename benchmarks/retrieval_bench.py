@@ -38,21 +38,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from evals.data import (  # noqa: E402
-    DEFAULT_ARTICLE_QUESTIONS,
-    DEFAULT_CORPUS,
-    DEFAULT_SQUAD_QUESTIONS,
     load_corpus,
     load_squad_questions,
 )
 from evals.retrieval import build_index, cache_path, chunk_corpus, evaluate_retrieval  # noqa: E402
+from evals.settings import load_eval_settings  # noqa: E402
 from rag import Assistant  # noqa: E402
 from rag.config import DEFAULT_E5_DIR, Settings, load_settings  # noqa: E402
-from rag.search.embedding import get_embedder  # noqa: E402
+from rag.search.embedding import load_embedder  # noqa: E402
 from rag.search.retrieval import HybridRetriever  # noqa: E402
 
 SEED = REPO / "docs_store" / "accordo-mutua-difesa.txt"
 CACHE = REPO / ".cache" / "eval"
 RECORD = CACHE / "build_times.json"
+EVAL = load_eval_settings()
 
 
 def machine() -> str:
@@ -105,7 +104,7 @@ def main() -> None:
 
     settings = load_settings()
     t = time.perf_counter()
-    embedder = get_embedder(settings)
+    embedder = load_embedder(settings)
     out["model_load_s"] = round(time.perf_counter() - t, 2)
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
@@ -119,8 +118,8 @@ def main() -> None:
         print(f"seed index: {report.chunks} chunks in {out['seed_build_s']}s", flush=True)
 
         # SQuAD-it corpus: chunk + embed (full build measured once, then cached).
-        corpus = load_corpus(DEFAULT_CORPUS)
-        questions = load_squad_questions(DEFAULT_SQUAD_QUESTIONS, corpus)
+        corpus = load_corpus(EVAL.corpus)
+        questions = load_squad_questions(EVAL.squad_questions, corpus)
         cache = Path(tempfile.mkdtemp(prefix="rag-bench-cache-", dir=tmp)) if args.rebuild else CACHE
         t = time.perf_counter()
         chunks = chunk_corpus(corpus, settings)
@@ -144,7 +143,7 @@ def main() -> None:
         qs = [q.question(lang) for q in questions for lang in ("it", "en")][: args.queries]
         squad = HybridRetriever(index.store, embedder, settings.retrieval)
         out["latency_squad"] = timed_searches(lambda q: squad.search(q, settings.retrieval.k), qs)
-        seed_qs = [json.loads(line)["q"] for line in DEFAULT_ARTICLE_QUESTIONS
+        seed_qs = [json.loads(line)["q"] for line in EVAL.article_questions
                    .read_text().splitlines() if line.strip()]
         out["latency_seed"] = timed_searches(lambda q: assistant.search(q), (seed_qs * 20)[: args.queries])
         print(f"warm search latency: SQuAD-it {out['latency_squad']}, seed {out['latency_seed']}", flush=True)

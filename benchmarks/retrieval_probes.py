@@ -32,8 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evals.data import (  # noqa: E402
-    DEFAULT_CORPUS,
-    DEFAULT_SQUAD_QUESTIONS,
     SquadQuestion,
     load_corpus,
     load_squad_questions,
@@ -47,11 +45,12 @@ from evals.retrieval import (  # noqa: E402
     rank_paragraphs,
 )
 from evals.scoring import dedupe_ranking, gold_rank  # noqa: E402
+from evals.settings import load_eval_settings  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.corpus.chunking import indexed_text  # noqa: E402
-from rag.search.embedding import get_embedder  # noqa: E402
+from rag.search.embedding import load_embedder  # noqa: E402
+from rag.search.faiss_store import Store  # noqa: E402
 from rag.search.retrieval import HybridRetriever  # noqa: E402
-from rag.search.stores import VectorStore  # noqa: E402
 from rag.types import Chunk  # noqa: E402
 
 CACHE = ROOT / ".cache" / "eval"
@@ -69,11 +68,11 @@ class Bench:
     """The SQuAD-it corpus indexed as ``rag eval retrieval`` does, e5 vectors from its cache."""
 
     def __init__(self, settings: Settings) -> None:
-        corpus = load_corpus(DEFAULT_CORPUS)
+        corpus = load_corpus(load_eval_settings().corpus)
         self.settings = settings
-        self.questions = load_squad_questions(DEFAULT_SQUAD_QUESTIONS, corpus)
+        self.questions = load_squad_questions(load_eval_settings().squad_questions, corpus)
         self.chunks: list[Chunk] = chunk_corpus(corpus, settings)
-        self.e5 = get_embedder(settings)
+        self.e5 = load_embedder(settings)
         self.texts = [indexed_text(c) for c in self.chunks]
         self.vectors = cached_encode(CACHE, self.e5, self.texts, queries=False)
         self.sentences = chunk_sentences(self.chunks)
@@ -91,7 +90,7 @@ class Bench:
         lookup = _Widened(self.e5, width, extra_query)
         padding = np.zeros((len(self.sentences), width), np.float32)
         lookup.add(self.sentences, np.hstack([self.sentence_vectors, padding]), queries=False)
-        store = VectorStore(self.e5.dim + width)
+        store = Store(self.e5.dim + width)
         vectors = self.vectors if extra_chunk is None else np.hstack([self.vectors, extra_chunk])
         store.add(self.chunks, vectors.astype(np.float32))
         return HybridRetriever(store, lookup, self.settings.retrieval)  # type: ignore[arg-type]
@@ -135,9 +134,10 @@ def probe_use(bench: Bench, weights: list[float]) -> None:
 
 
 def _chat_llama(settings: Settings) -> object:
-    from rag.llm import _load_llama
+    """The raw ``llama_cpp.Llama`` of the product's backend (the probe reads its logits)."""
+    from rag.llm import create_backend
 
-    return _load_llama(str(settings.resolve(settings.llm.model_path)), settings.llm.n_ctx, 2)[0]
+    return create_backend("llamacpp", settings.llm, settings.home).llama  # type: ignore[attr-defined]
 
 
 RERANK_SYSTEM = ("You judge search results. Given a question and a passage from a news or encyclopedia "
@@ -198,9 +198,9 @@ HYDE_EXAMPLES = (
 def probe_hyde(bench: Bench, n: int, lang: str) -> None:
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-    from rag.llm import create_chat_model
+    from rag.llm import create_backend
 
-    chat = create_chat_model(bench.settings)
+    chat = create_backend(bench.settings.llm.backend, bench.settings.llm, bench.settings.home)
     retriever = bench.retriever()
     base, hyde = [], []
     t = time.perf_counter()
@@ -209,9 +209,9 @@ def probe_hyde(bench: Bench, n: int, lang: str) -> None:
         messages: list[BaseMessage] = [SystemMessage(HYDE_SYSTEM)]
         for q, a in HYDE_EXAMPLES:
             messages += [HumanMessage(q), AIMessage(a)]
-        reply = chat.invoke([*messages, HumanMessage(question)], max_tokens=60, stop=["\n"],
-                            grammar=r"root ::= [^\n\[\]]{3,300}")
-        sentence = str(reply.content).strip()
+        reply = chat.complete([*messages, HumanMessage(question)], timeout_s=120, max_tokens=60, stop=["\n"],
+                              grammar=r"root ::= [^\n\[\]]{3,300}")
+        sentence = reply.strip()
         base.append(gold_rank(rank_paragraphs(retriever, question, "hybrid"), x.pid))
         hyde.append(gold_rank(rank_paragraphs(retriever, question, "hybrid", also=[sentence]), x.pid))
         print(f"\r{i}/{n} questions, {(time.perf_counter() - t) / i:.1f} s each", end="", flush=True)

@@ -99,7 +99,7 @@ def main() -> None:
         t = time.perf_counter()
         report = assistant.ingest([work / "incoming"])
         add_all = time.perf_counter() - t
-        chunks = len(assistant.retriever.store)
+        chunks = len(assistant.retriever)
         if report.errors:
             print(f"{len(report.errors)} articles not added, e.g. {report.errors[0]}", file=sys.stderr)
 

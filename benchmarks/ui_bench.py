@@ -32,11 +32,11 @@ from typing import Any
 import httpx
 from gradio_client import Client
 
-from evals.data import DEFAULT_ARTICLE_QUESTIONS
+from evals.settings import load_eval_settings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parent.parent
-DEV_QUESTIONS = DEFAULT_ARTICLE_QUESTIONS
+DEV_QUESTIONS = load_eval_settings().article_questions
 E5 = REPO / "models" / "multilingual-e5-small"
 GGUF = REPO / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 

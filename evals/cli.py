@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag import ANSWER_ENGINES, EXTRACTIVE
 from rag.config import Settings, load_settings
 
 from .data import (
@@ -26,8 +27,6 @@ from .data import (
 )
 from .retrieval import LANGS, METHOD_LABELS, METHODS
 from .settings import EvalSettings, eval_defaults, load_eval_settings
-
-BACKENDS = ("extractive", "llamacpp", "openai")
 
 
 def _positive(text: str) -> int:
@@ -55,7 +54,9 @@ def _squad_inputs(p: argparse.ArgumentParser, cfg: EvalSettings) -> None:
 
 
 def _backends(p: argparse.ArgumentParser, default_help: str) -> None:
-    p.add_argument("--backend", action="append", choices=BACKENDS, default=None, help=f"repeatable; {default_help}")
+    p.add_argument(
+        "--backend", action="append", choices=ANSWER_ENGINES, default=None, help=f"repeatable; {default_help}"
+    )
 
 
 def _hard_negatives(p: argparse.ArgumentParser, cfg: EvalSettings) -> None:
@@ -159,7 +160,7 @@ def _article(ctx: _Ctx, file: Path) -> dict[str, Any]:
 
     questions = load_article_questions(file)
     docs = ctx.args.docs or [ctx.settings.docs_dir]
-    backends = ctx.backends(["extractive", ctx.settings.llm.backend])
+    backends = ctx.backends([EXTRACTIVE, ctx.settings.llm.backend])
     result = evaluate_article(
         ctx.settings,
         questions,

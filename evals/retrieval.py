@@ -26,7 +26,7 @@ from rag.corpus.chunking import chunk_document, indexed_text
 from rag.errors import ModelNotFoundError, RagError
 from rag.search.embedding import Embedder, load_embedder
 from rag.search.retrieval import HybridRetriever
-from rag.search.stores import VectorStore, new_store
+from rag.search.stores import DEFAULT_STORE, VectorStore, new_store
 from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Document
 
@@ -209,7 +209,7 @@ def build_index(
     t = time.perf_counter()
     texts = [text(c) for c in chunks]
     vectors = cached_encode(cache_dir, embedder, texts, queries=False, progress=progress)
-    store = new_store("faiss", embedder.dim)
+    store = new_store(DEFAULT_STORE, embedder.dim)
     store.add(chunks, vectors)
     return EvalIndex(chunks, vectors, store, embedder, time.perf_counter() - t)
 

@@ -76,4 +76,4 @@ def eval_defaults() -> EvalSettings:
     try:
         return load_eval_settings()
     except ConfigError:
-        return EvalSettings.model_validate({})
+        return EvalSettings.model_construct()._data_paths()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
-from .llm.registry import ANSWER_ENGINES
+from .llm.names import ANSWER_ENGINES
 
 if TYPE_CHECKING:
     from .assistant import Assistant

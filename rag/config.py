@@ -25,8 +25,8 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
-from .llm.registry import ANSWER_ENGINES
-from .search.stores import STORES
+from .llm.names import ANSWER_ENGINES, DEFAULT_BACKEND
+from .search.stores import DEFAULT_STORE, STORES
 
 PROJECT_HOME = Path(__file__).resolve().parent.parent
 DEFAULT_E5_DIR = "models/multilingual-e5-small"
@@ -95,7 +95,7 @@ class RetrievalSettings(BaseModel):
 
 class IndexSettings(BaseModel):
     # A vector store of rag/search/stores.py.
-    backend: str = "faiss"
+    backend: str = DEFAULT_STORE
 
     @field_validator("backend")
     @classmethod
@@ -106,8 +106,8 @@ class IndexSettings(BaseModel):
 
 
 class LLMSettings(BaseModel):
-    # A chat backend of rag/llm/registry.py, or "extractive" (quotes, no chat model).
-    backend: str = "llamacpp"
+    # A chat backend of rag/llm/names.py, or the extractive engine (quotes, no chat model).
+    backend: str = DEFAULT_BACKEND
     fallback_to_extractive: bool = True
     # When the model's answer has no sentence a passage supports: False refuses (the
     # default: on off-topic questions those answers were invented), True quotes the

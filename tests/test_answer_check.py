@@ -9,6 +9,7 @@ from rag import Assistant
 from rag.answer.check import cited_text_answers
 from rag.answer.pipeline import NOT_ANSWERED
 from rag.answer.prompts import NO_ANSWER, REFUSAL
+from rag.llm import LangChainBackend
 from tests.fakes import Exploding, recording
 
 QUOTE = "Putin ha firmato un accordo di mutua difesa con Kim Jong-un."
@@ -21,14 +22,15 @@ ANSWER = "Putin signed the pact with Kim Jong-un [1]."
 )
 def test_verdicts(reply: str, verdict: bool | None) -> None:
     chat = recording(reply)
-    assert cited_text_answers(chat, "Who signed the pact?", [QUOTE], 10) is verdict
+    assert cited_text_answers(LangChainBackend(chat), "Who signed the pact?", [QUOTE], 10) is verdict
     system, user = chat.prompts[0]
     assert "yes or no" in str(system.content)
     assert f"«{QUOTE}»" in str(user.content) and "Who signed the pact?" in str(user.content)
 
 
 def test_a_failing_backend_gives_no_verdict() -> None:
-    assert cited_text_answers(Exploding(messages=iter([])), "Who signed the pact?", [QUOTE], 10) is None
+    down = LangChainBackend(Exploding(messages=iter([])))
+    assert cited_text_answers(down, "Who signed the pact?", [QUOTE], 10) is None
 
 
 @pytest.fixture

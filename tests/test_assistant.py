@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from rag import Assistant, InvalidQuestionError, SearchHit
-from rag.search.retrieval import LangChainRetriever
 from tests.conftest import SEED, make_settings
 
 SEED_NAME = SEED.name
@@ -34,12 +33,6 @@ def test_english_question_finds_italian_passage(assistant: Assistant) -> None:
 def test_bad_queries(assistant: Assistant, query: str) -> None:
     with pytest.raises(InvalidQuestionError):
         assistant.search(query)
-
-
-def test_langchain_retriever_adapter(assistant: Assistant) -> None:
-    docs = LangChainRetriever(retriever=assistant.retriever, k=2).invoke("Kim Jong-un")
-    assert len(docs) == 2 and "Kim" in " ".join(d.page_content for d in docs)
-    assert {"doc_id", "chunk_id", "start", "end", "score"} <= set(docs[0].metadata)
 
 
 def test_ingest_is_searchable_and_idempotent(home: Path, tmp_path: Path) -> None:
@@ -151,7 +144,8 @@ def test_failed_index_save_keeps_the_article_and_heals(
     import errno
     import os
 
-    from rag import IndexWriteError, RagError, vector_store
+    from rag import IndexWriteError, RagError
+    from rag.search import stores
 
     src = tmp_path / "zebra.txt"
     src.write_text(ZEBRA)
@@ -165,7 +159,7 @@ def test_failed_index_save_keeps_the_article_and_heals(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(vector_store.os, "replace", disk_full)
+    monkeypatch.setattr(stores.os, "replace", disk_full)
     with pytest.raises(IndexWriteError, match="No space left on device") as info:
         a.ingest([src])
     assert isinstance(info.value, RagError) and "articles in the store are kept" in str(info.value)
@@ -173,7 +167,7 @@ def test_failed_index_save_keeps_the_article_and_heals(
     assert any("zebra" in p.name for p in (home / "docs_store").iterdir())  # the copy is kept
     assert "Un accordo di mutua difesa" in {d["title"] for d in a.documents()}  # the old index still works
 
-    monkeypatch.setattr(vector_store.os, "replace", real_replace)  # space freed
+    monkeypatch.setattr(stores.os, "replace", real_replace)  # space freed
     again = a.ingest([src])
     assert not again.added and len(again.unchanged) == 1
     assert "zebra albina" in a.search("zebra albina allo zoo", k=1)[0].text

@@ -13,8 +13,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError
+from rag.search.faiss_store import CHUNKS, VECTORS, Store
 from rag.search.indexer import sync_index
-from rag.search.stores import CHUNKS, MANIFEST, VECTORS, Manifest, VectorStore
+from rag.search.stores import MANIFEST, Manifest, read_manifest
 from rag.types import Chunk
 from tests.conftest import SEED, make_settings
 
@@ -76,7 +77,8 @@ def test_new_document_is_embedded_incrementally(settings: Settings, home: Path) 
     assert r.action == "updated" and r.embedded_chunks == emb.calls - before <= 2
     assert len(store2) == len(store) + r.embedded_chunks
     # vectors of old chunks are kept exactly
-    np.testing.assert_array_equal(store2.vectors()[: len(store)], store.vectors())
+    old = list(range(len(store)))
+    np.testing.assert_array_equal(store2.vectors_at(old), store.vectors_at(old))
 
 
 def test_removed_document_is_dropped(settings: Settings, home: Path) -> None:
@@ -94,10 +96,10 @@ def test_corrupt_index_is_detected_and_rebuilt(settings: Settings, victim: str) 
     path = settings.index_dir / victim
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     if victim != MANIFEST:
-        manifest = VectorStore.read_manifest(settings.index_dir)
+        manifest = read_manifest(settings.index_dir)
         assert manifest is not None
         with pytest.raises(IndexCorruptError):
-            VectorStore.load(settings.index_dir, manifest)
+            Store.load(settings.index_dir, manifest)
     store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
     assert r.action == "rebuilt" and len(store) > 3
     assert (settings.docs_dir / SEED.name).read_bytes() == SEED.read_bytes()
@@ -164,29 +166,29 @@ def _chunk(chunk_id: str, text: str) -> Chunk:
 
 
 def test_line_separators_in_text_do_not_damage_the_index(tmp_path: Path) -> None:
-    store = VectorStore(16)
+    store = Store(16)
     texts = ["Prima riga.\u2028Seconda riga", "a\x85b", "c\u2029d"]
     chunks = [_chunk(f"c{i}", t) for i, t in enumerate(texts)]
     store.add(chunks, FakeEmbedder().encode_passages(texts))
     manifest = Manifest(embedding_model="fake-model", dim=16, chunking={})
     store.save(tmp_path, manifest)
-    loaded = VectorStore.load(tmp_path, VectorStore.read_manifest(tmp_path))
+    loaded = Store.load(tmp_path, read_manifest(tmp_path))
     assert [c.text for c in loaded.chunks] == texts
 
 
 def test_vectors_saved_without_their_chunks_are_detected(tmp_path: Path) -> None:
     # A save cut short after the vectors file (written first): same count, other vectors.
     emb = FakeEmbedder()
-    store = VectorStore(16)
+    store = Store(16)
     texts = ["uno", "due"]
     chunks = [_chunk(t, t) for t in texts]
     store.add(chunks, emb.encode_passages(texts))
     store.save(tmp_path, Manifest(embedding_model="fake-model", dim=16, chunking={}))
-    other = VectorStore(16)
+    other = Store(16)
     other.add(chunks, emb.encode_passages(["tre", "quattro"]))
     (tmp_path / VECTORS).write_bytes(faiss.serialize_index(other.index).tobytes())
     with pytest.raises(IndexCorruptError, match="checksum"):
-        VectorStore.load(tmp_path, VectorStore.read_manifest(tmp_path))
+        Store.load(tmp_path, read_manifest(tmp_path))
 
 
 @pytest.mark.parametrize(

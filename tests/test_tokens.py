@@ -1,10 +1,10 @@
 import hashlib
-import os
 from pathlib import Path
 
 import tiktoken
 
-from rag.text.tokens import cache_file_name, seed_tiktoken_cache
+from rag.provision.tiktoken_cache import seed_tiktoken_cache
+from rag.text.tokens import cache_file_name
 
 
 def test_cache_names_are_sha1_of_url() -> None:
@@ -18,8 +18,8 @@ def test_seeding_makes_tiktoken_work_offline(tmp_path: Path, monkeypatch) -> Non
     import tiktoken.load as tl
 
     monkeypatch.setattr(tl, "read_file", lambda *_: (_ for _ in ()).throw(AssertionError("download attempted")))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     seed_tiktoken_cache(tmp_path)
-    assert os.environ["TIKTOKEN_CACHE_DIR"] == str(tmp_path)
     f = tmp_path / cache_file_name("cl100k_base")
     assert hashlib.sha256(f.read_bytes()).hexdigest().startswith("223921b7")
     tiktoken.registry.ENCODINGS.pop("cl100k_base", None)

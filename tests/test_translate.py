@@ -4,9 +4,10 @@ two wordings, and the answer pipeline's use of it (fake chat models)."""
 from __future__ import annotations
 
 import pytest
-from rag.translate import acceptable, translate_question, translation_messages
 
 from rag import Assistant
+from rag.answer.translate import acceptable, translate_question, translation_messages
+from rag.llm import LangChainBackend
 from tests.fakes import Exploding, recording
 
 QUESTION_EN = "Who signed the mutual defence pact?"
@@ -51,11 +52,12 @@ def test_a_translation_cut_short_is_not_used() -> None:
 
 def test_translate_question_uses_the_model_and_validates() -> None:
     chat = recording(f"«{QUESTION_IT}»")
-    assert translate_question(chat, QUESTION_EN, "en", "it") == QUESTION_IT
+    assert translate_question(LangChainBackend(chat), QUESTION_EN, "en", "it") == QUESTION_IT
     assert len(chat.prompts) == 1 and chat.prompts[0][-1].content == QUESTION_EN
-    assert translate_question(recording("Putin and Kim Jong-un signed it."), QUESTION_EN, "en", "it") is None
+    answering = LangChainBackend(recording("Putin and Kim Jong-un signed it."))
+    assert translate_question(answering, QUESTION_EN, "en", "it") is None
     same = recording("unused")
-    assert translate_question(same, QUESTION_IT, "it", "it") is None and not same.prompts
+    assert translate_question(LangChainBackend(same), QUESTION_IT, "it", "it") is None and not same.prompts
 
 
 def test_search_with_a_translation_keeps_the_question_scores(assistant: Assistant) -> None:

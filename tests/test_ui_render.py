@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rag.types import Answer, Chunk, Citation, SearchHit
@@ -92,8 +93,7 @@ def test_article_view_is_dropped_when_the_article_changed() -> None:
 
 def test_sources_panel_without_answer_or_citations() -> None:
     assert "Le fonti" in sources_html(None, lambda d: None, "it")
-    answer = _answer()
-    answer.citations = []
+    answer = dataclasses.replace(_answer(), citations=[])
     assert label("en", "no_citations") in sources_html(answer, lambda d: ARTICLE, "en")
 
 
@@ -106,8 +106,7 @@ def test_answer_message_shows_rewritten_query_and_note() -> None:
 
 
 def test_answer_message_shows_the_question_translation() -> None:
-    answer = _answer(searched_for="Chi ha firmato?")
-    answer.translated_query = "Who <signed>?"
+    answer = dataclasses.replace(_answer(searched_for="Chi ha firmato?"), translated_query="Who <signed>?")
     assert "Cercato: «Who &lt;signed&gt;?»" in answer_html(answer, "it")
 
 

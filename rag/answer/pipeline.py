@@ -79,7 +79,7 @@ def validate_query(text: object, max_chars: int) -> str:
 class AnswerPipeline:
     """Answers questions from ``retriever`` with ``chat`` (None: quote the passages).
 
-    ``engine`` names what was asked for (a backend name, or "extractive");
+    ``engine`` names what was asked for (a backend name, or ``EXTRACTIVE``);
     ``chat_error`` says why that chat model could not be used: the answers then
     fall back to quotes with a note, as when the model fails mid-way.
     """

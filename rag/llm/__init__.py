@@ -2,7 +2,8 @@
 
 from .base import ChatBackend
 from .langchain import LangChainBackend
-from .registry import ANSWER_ENGINES, BACKENDS, EXTRACTIVE, backend_identity, create_backend
+from .names import ANSWER_ENGINES, BACKENDS, EXTRACTIVE
+from .registry import backend_identity, create_backend
 
 __all__ = [
     "ANSWER_ENGINES",

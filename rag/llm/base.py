@@ -25,7 +25,7 @@ OnStart = Callable[[], None]
 class ChatBackend(ABC):
     """A chat model the answer pipeline can use."""
 
-    #: Registry name ("llamacpp", "openai") or a caller's label for a plugged-in model.
+    #: Its name in the registry (set there), or a caller's label for a plugged-in model.
     name: str = "custom"
     #: Whether ``grammar`` is honoured; without it the pipeline checks the output instead.
     supports_grammar: bool = False

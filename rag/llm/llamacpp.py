@@ -25,8 +25,6 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
 
 class LlamaCppBackend(ChatBackend):
-    name = "llamacpp"
-
     def __init__(
         self,
         model_path: Path,

@@ -36,4 +36,4 @@ def create(cfg: LLMSettings, home: Path) -> LangChainBackend:
         )
     except Exception as err:  # any client set-up failure is the backend's, not a crash
         raise BackendError(f"The OpenAI-compatible backend could not be set up: {err}") from err
-    return LangChainBackend(chat, name="openai")
+    return LangChainBackend(chat)

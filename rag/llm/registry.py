@@ -1,4 +1,4 @@
-"""The names of the chat backends, written once: config, CLI and UI read them here."""
+"""The registry of chat backends: builds one by name (names in ``rag.llm.names``)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,21 @@ if TYPE_CHECKING:
     from ..config import LLMSettings
     from .base import ChatBackend
 
-# name -> module whose ``create(cfg, home)`` builds it (imported on first use: each pulls a heavy client).
-_MODULES = {"llamacpp": "rag.llm.llamacpp", "openai": "rag.llm.openai"}
-BACKENDS: tuple[str, ...] = tuple(_MODULES)
-# Not a backend: the answer is quoted from the passages, no chat model involved.
-EXTRACTIVE = "extractive"
-ANSWER_ENGINES: tuple[str, ...] = (*BACKENDS, EXTRACTIVE)
+from .names import ANSWER_ENGINES, BACKEND_MODULES
 
 
 def backend_identity(name: str, cfg: LLMSettings) -> str:
     """Which model ``name`` would answer with, for caches keyed by model (no model loaded)."""
-    return import_module(_MODULES[name]).identity(cfg)  # type: ignore[no-any-return]
+    return import_module(BACKEND_MODULES[name]).identity(cfg)  # type: ignore[no-any-return]
 
 
 def create_backend(name: str, cfg: LLMSettings, home: Path) -> ChatBackend:
     """The backend ``name``, configured by ``cfg`` (relative paths from ``home``)."""
-    if name not in _MODULES:
+    if name not in BACKEND_MODULES:
         from ..errors import BackendError
 
         raise BackendError(f"Unknown chat backend {name!r}; choose one of {', '.join(ANSWER_ENGINES)}.")
-    return import_module(_MODULES[name]).create(cfg, home)
+    # Each implementation is imported on first use: each pulls a heavy client.
+    backend: ChatBackend = import_module(BACKEND_MODULES[name]).create(cfg, home)
+    backend.name = name
+    return backend

@@ -27,6 +27,7 @@ MANIFEST = "manifest.json"
 # name -> module with the ``Store`` class (imported on first use).
 _MODULES = {"faiss": "rag.search.faiss_store"}
 STORES: tuple[str, ...] = tuple(_MODULES)
+DEFAULT_STORE = STORES[0]
 
 
 class VectorStore(Protocol):
@@ -74,7 +75,7 @@ class Manifest:
     chunk_count: int = 0
     # file name -> sha256 of what the store wrote
     checksums: dict[str, str] = field(default_factory=dict)
-    store: str = "faiss"
+    store: str = DEFAULT_STORE
     format: int = FORMAT_VERSION
 
     def stale_reason(self, other: Manifest) -> str | None:

@@ -15,14 +15,18 @@ LLAMA := llama-cpp-python[server]==0.3.36
 SHORT_STEP := -e 's/^\s*(\[ *[0-9]+\/[0-9]+\]) .* -o ([^ ]*\/)?([^ \/]+).*/\1 \3/' \
 	-e 's/^\s*(\[ *[0-9]+\/[0-9]+\]) (.{0,90}).*/\1 \2/'
 
-.PHONY: run test install install-test models lint bench eval clean-index
+.PHONY: run test unit install install-test models lint bench eval clean-index
 
 run: install models
 	$(VENV)/bin/rag ui
 
 test: install-test models
-	$(VENV)/bin/ruff check rag ui tests benchmarks
+	$(VENV)/bin/ruff check rag ui evals tests benchmarks
 	$(VENV)/bin/python -m pytest -q
+
+# The fast suite alone (fakes only, no model): seconds.
+unit: install-test
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -55,7 +59,7 @@ models: install
 	$(VENV)/bin/rag setup
 
 lint:
-	$(VENV)/bin/ruff check rag ui tests benchmarks
+	$(VENV)/bin/ruff check rag ui evals tests benchmarks
 
 bench: install-test models
 	$(PY) benchmarks/retrieval_bench.py

@@ -7,7 +7,6 @@ unreadable or malformed file, so the CLI prints one line instead of a traceback.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import zlib
 from dataclasses import dataclass
@@ -170,7 +169,3 @@ def load_article_questions(path: Path) -> list[ArticleQuestion]:
             )
         )
     return out
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

@@ -58,7 +58,6 @@ class Assistant:
         self._chats: dict[str, ChatBackend] = {}
         if chat is not None:
             self._chats[self.settings.llm.backend] = as_backend(chat)
-        self.last_sync: SyncReport | None = None
 
     # components ------------------------------------------------------------
     @property
@@ -73,7 +72,6 @@ class Assistant:
         with self._lock:
             store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
             self._retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
-            self.last_sync = report
             return report
 
     @property

@@ -13,9 +13,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,21 +93,25 @@ class RetrievalSettings(BaseModel):
     min_relevance: float = 0.765
 
 
+def one_of(names: tuple[str, ...]) -> AfterValidator:
+    """A string setting that must be one of ``names`` (registries fill them at run time)."""
+
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+        return value
+
+    return AfterValidator(check)
+
+
 class IndexSettings(BaseModel):
     # A vector store of rag/search/stores.py.
-    backend: str = DEFAULT_STORE
-
-    @field_validator("backend")
-    @classmethod
-    def _known_store(cls, value: str) -> str:
-        if value not in STORES:
-            raise ValueError(f"must be one of {', '.join(STORES)}")
-        return value
+    backend: Annotated[str, one_of(STORES)] = DEFAULT_STORE
 
 
 class LLMSettings(BaseModel):
     # A chat backend of rag/llm/names.py, or the extractive engine (quotes, no chat model).
-    backend: str = DEFAULT_BACKEND
+    backend: Annotated[str, one_of(ANSWER_ENGINES)] = DEFAULT_BACKEND
     fallback_to_extractive: bool = True
     # When the model's answer has no sentence a passage supports: False refuses (the
     # default: on off-topic questions those answers were invented), True quotes the
@@ -130,13 +134,6 @@ class LLMSettings(BaseModel):
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local-model"
     openai_api_key: SecretStr = SecretStr("not-needed")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        if value not in ANSWER_ENGINES:
-            raise ValueError(f"must be one of {', '.join(ANSWER_ENGINES)}")
-        return value
 
 
 class UISettings(BaseModel):

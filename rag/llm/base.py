@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from langchain_core.messages import BaseMessage
 
@@ -81,14 +82,7 @@ class ChatBackend(ABC):
             if close:
                 close()  # a generator holding the shared model frees it now, not at garbage collection
 
-    def complete(
-        self,
-        messages: Messages,
-        *,
-        timeout_s: float,
-        grammar: str | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> str:
-        """The whole reply of a short call (translation, follow-up rewrite, answer check)."""
-        return "".join(self.stream(messages, timeout_s=timeout_s, grammar=grammar, max_tokens=max_tokens, stop=stop))
+    def complete(self, messages: Messages, **options: Any) -> str:
+        """The whole reply of a short call (translation, follow-up rewrite, answer check);
+        ``options`` as for :meth:`stream`."""
+        return "".join(self.stream(messages, **options))

@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …) through ``langchain-openai``."""
+"""Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, …), built by LangChain's
+provider-agnostic ``init_chat_model`` (``langchain-openai``'s ``ChatOpenAI`` underneath)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ def identity(cfg: LLMSettings) -> str:
 
 def create(cfg: LLMSettings, home: Path) -> LangChainBackend:
     """``home`` is unused: the server holds the model."""
-    from langchain_openai import ChatOpenAI
+    from langchain.chat_models import init_chat_model
 
     # Local servers need no key, but the OpenAI client refuses to start without one.
     key = cfg.openai_api_key.get_secret_value()
     try:
-        chat = ChatOpenAI(
+        chat = init_chat_model(
+            cfg.openai_model,
+            model_provider="openai",
             base_url=cfg.openai_base_url,
             api_key=SecretStr(key or "not-needed"),
-            model=cfg.openai_model,
             temperature=cfg.temperature,
             max_completion_tokens=cfg.max_tokens,
             timeout=cfg.timeout_s,

@@ -18,7 +18,7 @@ import pytest
 from rag.text.language import detect_language
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO
-from tests.test_ui_api import NEW_ARTICLE, private_home, running_app
+from tests.integration.test_ui_api import NEW_ARTICLE, private_home, running_app
 
 pytestmark = [
     pytest.mark.browser,

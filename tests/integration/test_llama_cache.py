@@ -12,7 +12,7 @@ from rag.llm.llama_cache import BATCH, aligned_llama_class
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "docs_store"
 
 

@@ -86,10 +86,10 @@ class RetrievalSettings(BaseModel):
     sentence_weight: float = Field(1.0, ge=0)
     max_query_chars: int = Field(2000, ge=10)
     # When the articles include a language other than the question's, the chat
-    # model translates the question and both wordings are searched (rag/translate.py).
+    # model translates the question and both wordings are searched (rag/answer/translate.py).
     translate_query: bool = True
     # Below this cosine between the question and the best retrieved sentence,
-    # the question is refused without calling the LLM (see rag/answerability.py).
+    # the question is refused without calling the LLM (see rag/answer/gate.py).
     min_relevance: float = 0.765
 
 
@@ -116,10 +116,10 @@ class LLMSettings(BaseModel):
     # When the model's answer has no sentence a passage supports: False refuses (the
     # default: on off-topic questions those answers were invented), True quotes the
     # best-matching sentences instead, as when the backend fails (more answerable
-    # questions get something, off-topic ones get unrelated quotes; see README).
+    # questions get something, off-topic ones get unrelated quotes; see docs/decisions.md).
     quote_unverified: bool = False
     # After answering, ask the model whether the sentences it cites answer the question
-    # and refuse when it says no (rag/answer_check.py): it catches answers made from a
+    # and refuse when it says no (rag/answer/check.py): it catches answers made from a
     # related passage when the one holding the answer is missing. Costs one short call.
     answer_check: bool = True
     temperature: float = Field(0.0, ge=0, le=2)

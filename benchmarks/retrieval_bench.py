@@ -45,6 +45,7 @@ from evals.retrieval import build_index, cache_path, chunk_corpus, evaluate_retr
 from evals.settings import load_eval_settings  # noqa: E402
 from rag import Assistant  # noqa: E402
 from rag.config import DEFAULT_E5_DIR, Settings, load_settings  # noqa: E402
+from rag.runtime import configure  # noqa: E402
 from rag.search.embedding import load_embedder  # noqa: E402
 from rag.search.retrieval import HybridRetriever  # noqa: E402
 
@@ -103,6 +104,7 @@ def main() -> None:
     print(f"Machine: {out['machine']}", flush=True)
 
     settings = load_settings()
+    configure(settings)
     t = time.perf_counter()
     embedder = load_embedder(settings)
     out["model_load_s"] = round(time.perf_counter() - t, 2)
@@ -110,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         home = Path(tmp)
         seed_settings = private_settings(home)
-        assistant = Assistant(seed_settings)
+        assistant = Assistant(seed_settings, embedder=embedder)
         t = time.perf_counter()
         report = assistant.index(rebuild=True, progress=False)
         out["seed_build_s"] = round(time.perf_counter() - t, 2)

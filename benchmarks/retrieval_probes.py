@@ -48,6 +48,7 @@ from evals.scoring import dedupe_ranking, gold_rank  # noqa: E402
 from evals.settings import load_eval_settings  # noqa: E402
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.corpus.chunking import indexed_text  # noqa: E402
+from rag.runtime import configure  # noqa: E402
 from rag.search.embedding import load_embedder  # noqa: E402
 from rag.search.faiss_store import Store  # noqa: E402
 from rag.search.retrieval import HybridRetriever  # noqa: E402
@@ -235,7 +236,9 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=100)
     p.add_argument("--lang", choices=LANGS, default="it")
     args = parser.parse_args()
-    bench = Bench(load_settings())
+    settings = load_settings()
+    configure(settings)
+    bench = Bench(settings)
     if args.probe == "use":
         probe_use(bench, args.weights)
     elif args.probe == "llm-rerank":

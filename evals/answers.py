@@ -79,7 +79,7 @@ def score_answer(q: SquadQuestion, lang: str, a: Answer) -> dict[str, Any]:
         "quotes": [c.quote for c in a.citations],
         "gold_citations": sum(1 for d in cited if d == q.pid),
         "gold_retrieved": any(h.doc_id == q.pid for h in a.passages),
-        # The language check ignores «quotes» (the extractive backend quotes Italian passages).
+        # The language check ignores «quotes» (the extractive engine quotes Italian passages).
         "language_ok": a.language == lang and language_ok(a.text, lang),
         "quoted_only": a.answerable and not strip_quotes(a.text).strip(" .:"),
         "backend_used": a.backend,

@@ -16,6 +16,7 @@ from typing import Any
 
 from rag import ANSWER_ENGINES, EXTRACTIVE
 from rag.config import Settings, load_settings
+from rag.runtime import configure
 
 from .data import (
     EvalInputError,
@@ -114,6 +115,7 @@ class _Ctx:
         self.args = args
         self.cfg = load_eval_settings()
         self.settings: Settings = load_settings()
+        configure(self.settings)  # offline flags and vocabularies, before any model loads
         self.results = self.settings.resolve(args.results or self.cfg.results_dir)
         self.cache = self.settings.resolve(args.cache or self.cfg.cache_dir)
         # Checked now, not after an hour of questions whose results could not be saved.

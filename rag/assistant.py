@@ -8,7 +8,9 @@ and hands them to the answer pipeline; no other module reaches back into it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,17 @@ from .search.retrieval import HybridRetriever
 from .types import Answer, SearchHit
 
 
+@dataclass
+class _Models:
+    """The chat backends of an assistant and of those derived from it, loaded once each.
+
+    Their own lock: loading a model takes seconds and must not hold up searches.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    chats: dict[str, ChatBackend] = field(default_factory=dict)
+
+
 class Assistant:
     """Cited question answering over the articles in ``docs_store/``.
 
@@ -36,9 +49,9 @@ class Assistant:
     >>> answer = a.ask("Who signed the mutual defence pact?")
 
     Components can be passed in ready-made (tests, evaluation): ``embedder``, a
-    ``retriever`` over a prepared index (then ``docs_store/`` is not read), and a
-    ``chat`` backend (a ``ChatBackend`` or any LangChain chat model) used for
-    ``llm.backend``.
+    ``retriever`` over a prepared index (used instead of indexing ``docs_store/``),
+    and a ``chat`` backend (a ``ChatBackend`` or any LangChain chat model) that
+    answers for the engine ``llm.backend`` names.
     """
 
     def __init__(
@@ -55,9 +68,9 @@ class Assistant:
         self._lock = threading.RLock()
         self._embedder = embedder
         self._retriever = retriever
-        self._chats: dict[str, ChatBackend] = {}
+        self._models = _Models()
         if chat is not None:
-            self._chats[self.settings.llm.backend] = as_backend(chat)
+            self._models.chats[self.settings.llm.backend] = as_backend(chat)
 
     # components ------------------------------------------------------------
     @property
@@ -87,10 +100,10 @@ class Assistant:
         name = name or self.settings.llm.backend
         if name == EXTRACTIVE:
             raise ConfigError("The extractive answer engine uses no chat model.")
-        with self._lock:
-            if name not in self._chats:
-                self._chats[name] = create_backend(name, self.settings.llm, self.settings.home)
-            return self._chats[name]
+        with self._models.lock:
+            if name not in self._models.chats:
+                self._models.chats[name] = create_backend(name, self.settings.llm, self.settings.home)
+            return self._models.chats[name]
 
     def warm_up(self) -> list[str]:
         """Load the index and the configured chat model before the first question; returns
@@ -109,15 +122,15 @@ class Assistant:
         ``retriever`` is given, its index; with other ``settings`` if given (e.g. another
         refusal threshold: what the index was built with must stay the same)."""
         other = Assistant(settings or self.settings, embedder=self._embedder, retriever=retriever or self._retriever)
-        other._chats = self._chats  # the same dict: a model loaded by either serves both
+        other._models = self._models  # a model loaded by either serves both
         return other
 
     def close(self) -> None:
-        """Free the chat models."""
-        with self._lock:
-            for chat in self._chats.values():
+        """Free the chat models (of the assistants derived from this one too)."""
+        with self._models.lock:
+            for chat in self._models.chats.values():
                 chat.close()
-            self._chats.clear()
+            self._models.chats.clear()
 
     # public API ------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:
@@ -141,18 +154,12 @@ class Assistant:
                 self.index()
             return report
 
-    def _chunks(self) -> list[Any]:
-        store = getattr(self.retriever, "store", None)
-        return store.chunks if store is not None else []
-
     def _indexed_ids(self) -> set[str]:
-        return {c.doc_id for c in self._chunks()} if self._retriever is not None else set()
+        return set(self._retriever.passage_counts()) if self._retriever is not None else set()
 
     def documents(self) -> list[dict[str, Any]]:
         """Title, date, language and passage count of every indexed article."""
-        counts: dict[str, int] = {}
-        for c in self._chunks():
-            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        counts = self.retriever.passage_counts()
         docs, _ = load_documents(self.settings)
         return [
             {
@@ -205,25 +212,21 @@ class Assistant:
         ``backend``: a name of ``rag.llm.ANSWER_ENGINES`` (default ``llm.backend``);
         ``chat``: any chat model for this call instead.
         """
+        t0 = time.perf_counter()
         validate_query(question, self.settings.retrieval.max_query_chars)
         passages = passage_count(k, self.settings.retrieval.k)
         engine = backend or self.settings.llm.backend
         if engine not in ANSWER_ENGINES:
             raise ConfigError(f"Unknown answer engine {engine!r}; choose one of {', '.join(ANSWER_ENGINES)}.")
-        model: ChatBackend | None = None
-        error: str | None = None
+        retriever = self.retriever
         if chat is not None:
             model = as_backend(chat)
-        elif engine != EXTRACTIVE:
-            try:
-                model = self.chat_backend(engine)
-            except RagError as err:
-                if not self.settings.llm.fallback_to_extractive:
-                    raise
-                error = str(err)
-        engine = model.name if model is not None else engine
-        pipeline = AnswerPipeline(self.settings, self.retriever, model, engine, error)
-        yield from pipeline.stream(question, history, k=passages, default_language=default_language)
+            pipeline = AnswerPipeline(self.settings, retriever, model.name, chat=model)
+        elif engine == EXTRACTIVE:
+            pipeline = AnswerPipeline(self.settings, retriever, engine)
+        else:  # opened by the pipeline when first needed: a refused question never loads it
+            pipeline = AnswerPipeline(self.settings, retriever, engine, open_chat=lambda: self.chat_backend(engine))
+        yield from pipeline.stream(question, history, k=passages, default_language=default_language, t0=t0)
 
 
 def as_backend(chat: ChatBackend | BaseChatModel) -> ChatBackend:

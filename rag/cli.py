@@ -202,11 +202,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in entry_points(group=COMMANDS_GROUP):
         try:
-            register = command.load()
-        except ImportError:  # that package's extra is not installed
-            continue
-        register(sub)
+            command.load()(sub)
+        except ImportError as err:  # that package's extra is not installed: say so when it is asked for
+            _unavailable(sub, command.name, err)
     return p
+
+
+def _unavailable(sub: Any, name: str, err: ImportError) -> None:
+    def fail(args: argparse.Namespace) -> int:
+        raise RagError(f"`rag {name}` cannot start: {err}. Install the project's extras (the README set-up).")
+
+    u = sub.add_parser(name, help=f"(unavailable: {err})", add_help=False)
+    u.add_argument("rest", nargs=argparse.REMAINDER)
+    u.set_defaults(func=fail)
 
 
 def run(argv: Sequence[str] | None, handler: Callable[[argparse.Namespace], int] | None = None) -> int:

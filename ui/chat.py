@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from rag import ANSWER_ENGINES, Answer, Assistant, RagError
+from rag import Answer, Assistant, RagError
 
 from .labels import count, label
 from .render import answer_html, articles_html, draft_html, error_html, esc, notice_html, sources_html
@@ -105,8 +105,6 @@ class ChatHandlers:
         yield "", chat_messages(conv.turns), conv, gr.skip(), gr.skip()
         answer: Answer | None = None
         try:
-            if backend not in ANSWER_ENGINES:
-                raise RagError(f"Unknown backend {backend!r}; choose one of {', '.join(ANSWER_ENGINES)}.")
             draft = ""
             stream = self.assistant.ask_stream(question, history, backend=backend, k=int(k), default_language=lang)
             try:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.types import Answer, Citation, SearchHit
+from rag import EXTRACTIVE, Answer, Citation, SearchHit
+from rag.llm import describe_backend
 
 from .labels import count, label
 
@@ -194,9 +195,6 @@ def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICL
 
 def model_markdown(settings: Any, backend: str, lang: str) -> str:
     """Which models answer and search, for the settings panel."""
-    llm = settings.llm
-    # Each engine's label (``model_<name>``) picks the facts it shows.
-    facts = {"model_file": Path(llm.model_path).name, "base_url": llm.openai_base_url, "model": llm.openai_model}
-    model = label(lang, f"model_{backend}", **facts)
+    model = label(lang, "model_none") if backend == EXTRACTIVE else f"`{describe_backend(backend, settings.llm)}`"
     embedding = Path(str(settings.embedding.model)).name
     return f"**{label(lang, 'model_in_use')}:** {model}  \n**{label(lang, 'embedding_model')}:** `{embedding}`"

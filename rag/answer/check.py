@@ -1,6 +1,6 @@
 """Does the cited text answer the question? One yes/no question to the chat model.
 
-The support check (rag/citations.py) makes sure each cited sentence says what
+The support check (rag/answer/citations.py) makes sure each cited sentence says what
 the answer claims; it cannot tell whether that answers the question. When the
 passage holding the answer is missing, a small model answers from a related one
 ("When did ESPN take over ABC's sports division?" -> "in 1977") with claims

@@ -145,7 +145,7 @@ class SupportChecker:
 
     def relevance(self, question: str) -> float:
         """Best sentence-level cosine: separates on- from off-topic questions
-        better than whole-passage cosine (see rag/answerability.py)."""
+        better than whole-passage cosine (see rag/answer/gate.py)."""
         scores = self.question_scores(question)
         return float(scores.max()) if len(scores) else 0.0
 

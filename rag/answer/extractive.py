@@ -1,4 +1,4 @@
-"""The extractive backend: the retrieved sentences that best answer the question, quoted.
+"""The extractive answer: the retrieved sentences that best answer the question, quoted.
 
 No LLM: always available, and the fallback when the LLM fails. Sentences are
 ranked by embedding similarity to the question plus keyword overlap.

@@ -15,7 +15,7 @@ once, when the run ends.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,6 +60,8 @@ class Retriever(Protocol):
 
     def languages(self) -> list[str]: ...
 
+    def passage_counts(self) -> dict[str, int]: ...
+
 
 def validate_query(text: object, max_chars: int) -> str:
     """The stripped query, or a clear InvalidQuestionError."""
@@ -77,24 +79,32 @@ def validate_query(text: object, max_chars: int) -> str:
 
 @dataclass(frozen=True)
 class AnswerPipeline:
-    """Answers questions from ``retriever`` with ``chat`` (None: quote the passages).
+    """Answers questions from ``retriever`` with a chat model, or by quoting the passages.
 
-    ``engine`` names what was asked for (a backend name, or ``EXTRACTIVE``);
-    ``chat_error`` says why that chat model could not be used: the answers then
-    fall back to quotes with a note, as when the model fails mid-way.
+    ``engine`` names what was asked for (a backend name, or ``EXTRACTIVE``); the chat
+    model is ``chat``, or what ``open_chat`` returns when one is first needed (after the
+    checks that need none). When it cannot be opened or fails, the answers fall back
+    to quotes with a note, unless ``llm.fallback_to_extractive`` is off.
     """
 
     settings: Settings
     retriever: Retriever
-    chat: ChatBackend | None
     engine: str = EXTRACTIVE
-    chat_error: str | None = None
+    chat: ChatBackend | None = None
+    open_chat: Callable[[], ChatBackend] | None = None
 
     def stream(
-        self, question: str, history: History | None = None, *, k: int, default_language: str = "en"
+        self,
+        question: str,
+        history: History | None = None,
+        *,
+        k: int,
+        default_language: str = "en",
+        t0: float | None = None,
     ) -> Stream:
-        """Yields draft text pieces as they are generated, then the final Answer."""
-        t0 = time.perf_counter()
+        """Yields draft text pieces as they are generated, then the final Answer
+        (its timings count from ``t0``, e.g. when the caller began loading the index)."""
+        t0 = time.perf_counter() if t0 is None else t0
         q = validate_query(question, self.settings.retrieval.max_query_chars)
         choice = choose_answer_language(q, default_language)
         run = _Run(self, q, choice.answer_language, k, t0)
@@ -103,6 +113,7 @@ class AnswerPipeline:
             return
         if not choice.supported:
             run.notes.append(OTHER_LANGUAGE_NOTE.format(language=choice.detected))
+        run.open_chat()
         if history:
             run.searched_for = condense_question(q, history, run.chat, run.lang, self.settings.llm.timeout_s)
         if not run.search():
@@ -160,8 +171,6 @@ class _Run:
         self.searched_for = self.searched_for or self.question
         self.chat = self.pipeline.chat
         self.engine = self.pipeline.engine
-        if self.pipeline.chat_error is not None:
-            self._backend_failed(BackendError(self.pipeline.chat_error))
 
     # endings ------------------------------------------------------------------
     def finish(
@@ -195,6 +204,16 @@ class _Run:
         return self.finish(text, citations=citations, answerable=True) if citations else self.refuse(UNCITED)
 
     # steps ----------------------------------------------------------------------
+    def open_chat(self) -> None:
+        """The engine's chat model, opened now if it was not given (loading it may fail)."""
+        if self.chat is None and self.pipeline.open_chat is not None:
+            try:
+                self.chat = self.pipeline.open_chat()
+            except RagError as err:
+                self._backend_failed(err)
+                return
+            self.engine = self.chat.name
+
     def search(self) -> bool:
         """Passages for the question (and its translation, once made); False when the index is empty
         (not merely when nothing matched: BM25 alone finds nothing for a question with no word in common)."""

@@ -97,7 +97,7 @@ LANGUAGE_RETRY = {
     "en": "Important: the answer must be written in English.",
 }
 
-# Question translation for retrieval across languages (rag/translate.py). Small
+# Question translation for retrieval across languages (rag/answer/translate.py). Small
 # models answer a question instead of translating it unless shown otherwise, so
 # a few invented examples go first, as earlier turns of the chat.
 TRANSLATE_SYSTEM = {
@@ -120,7 +120,7 @@ TRANSLATE_EXAMPLES = (  # (English, Italian)
     ),
 )
 
-# The answer check (rag/answer_check.py): asked after the answer, with only the
+# The answer check (rag/answer/check.py): asked after the answer, with only the
 # sentences it cites. English instructions work for questions in either language
 # (measured on Italian and English questions over Italian text).
 ANSWER_CHECK_SYSTEM = "You judge whether a text answers a question. Reply with one word: yes or no."

@@ -33,7 +33,6 @@ class LlamaCppBackend(ChatBackend):
         n_threads: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = 200,
-        use_grammar: bool = True,
     ) -> None:
         if not model_path.is_file():
             raise ModelNotFoundError(
@@ -58,7 +57,7 @@ class LlamaCppBackend(ChatBackend):
         self.model_path = model_path
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.supports_grammar = use_grammar
+        self.supports_grammar = True
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -98,6 +97,10 @@ def identity(cfg: LLMSettings) -> str:
     return cfg.model_path
 
 
+def describe(cfg: LLMSettings) -> str:
+    return f"llama.cpp · {Path(cfg.model_path).name}"
+
+
 def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
     path = Path(cfg.model_path).expanduser()
     path = path if path.is_absolute() else home / path
@@ -112,5 +115,4 @@ def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
         n_threads=cfg.n_threads,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
-        use_grammar=cfg.use_grammar,
     )

@@ -19,6 +19,10 @@ def identity(cfg: LLMSettings) -> str:
     return f"{cfg.openai_base_url} {cfg.openai_model}"
 
 
+def describe(cfg: LLMSettings) -> str:
+    return f"OpenAI-compatible · {cfg.openai_model} @ {cfg.openai_base_url}"
+
+
 def create(cfg: LLMSettings, home: Path) -> LangChainBackend:
     """``home`` is unused: the server holds the model."""
     from langchain.chat_models import init_chat_model

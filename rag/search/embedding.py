@@ -9,6 +9,7 @@ cosine.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,9 @@ import numpy as np
 
 from ..config import DEFAULT_E5_DIR, EmbeddingSettings, Settings
 from ..errors import ModelNotFoundError
+
+# Written last by ``rag setup`` into the default model's folder (``rag.provision.e5_convert``).
+PREPARED_STAMP = "conversion.json"
 
 
 class Encoder(Protocol):
@@ -87,14 +91,21 @@ class Embedder:
         return self._encode(texts, self.cfg.document_prompt, show_progress)
 
 
+def _prepared(folder: Path) -> bool:
+    """The default folder as ``rag setup`` leaves it: its stamp (written last) and every file it lists.
+    (Whether an older converter made it is setup's concern: it converts again.)"""
+    try:
+        stamp = json.loads((folder / PREPARED_STAMP).read_text(encoding="utf-8"))
+        return all((folder / name).is_file() for name in stamp["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def model_location(settings: Settings) -> str:
     """The local folder of the configured model, or its name for a user's own hub set-up."""
-    from ..provision.e5_convert import is_converted
-
     cfg = settings.embedding
     path = settings.resolve(cfg.model)
-    if cfg.model == DEFAULT_E5_DIR and not is_converted(path):
-        # Not just "a stamp exists": a folder missing a file or made by an older converter is redone by setup.
+    if cfg.model == DEFAULT_E5_DIR and not _prepared(path):
         raise ModelNotFoundError(
             f"The default embedding model is not prepared in {path}. Run `rag setup` (the README set-up command)."
         )

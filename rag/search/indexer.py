@@ -28,8 +28,6 @@ class SyncReport:
     chunks: int = 0
     embedded_chunks: int = 0
     skipped: list[str] = field(default_factory=list)
-    # Languages of the indexed articles (for translating questions).
-    languages: list[str] = field(default_factory=list)
 
 
 def indexed_manifest(settings: Settings) -> Manifest:
@@ -61,10 +59,6 @@ def load_documents(settings: Settings, manifest: Manifest | None = None) -> tupl
             continue
         docs.setdefault(doc.doc_id, doc)
     return list(docs.values()), skipped
-
-
-def _languages(docs: list[Document]) -> list[str]:
-    return sorted({d.language for d in docs})
 
 
 def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Document]) -> Manifest:
@@ -115,7 +109,7 @@ def sync_index(
         if have.languages != want.languages:  # an index from before languages were recorded
             have.languages = want.languages
             write_manifest(folder, have)
-        return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped, _languages(docs))
+        return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped)
 
     action = "updated" if store is not None else "rebuilt"
     if store is None:
@@ -127,4 +121,4 @@ def sync_index(
     if new_chunks:
         store.add(new_chunks, embed_chunks(embedder, new_chunks, progress))
     store.save(folder, want)
-    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped, _languages(docs))
+    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped)

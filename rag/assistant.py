@@ -19,15 +19,17 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from .answer.followup import History
 from .answer.pipeline import AnswerPipeline, Retriever, validate_query
 from .config import Settings, load_settings, passage_count
+from .corpus.chunking import chunk_document
 from .corpus.documents import decode_article, document_id
 from .corpus.ingest import IngestReport, ingest_paths
+from .corpus.screening import find_instructions
 from .errors import ConfigError, DocumentError, RagError
 from .llm import ANSWER_ENGINES, EXTRACTIVE, ChatBackend, LangChainBackend, create_backend
 from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import SyncReport, indexed_manifest, load_documents, sync_index
 from .search.retrieval import HybridRetriever
-from .types import Answer, SearchHit
+from .types import Answer, Document, SearchHit
 
 
 @dataclass
@@ -65,7 +67,11 @@ class Assistant:
     ) -> None:
         self.settings = settings or load_settings(**overrides)
         configure(self.settings)
+        # Guards the components; held only for moments, never while indexing.
         self._lock = threading.RLock()
+        # One writer of the index at a time in this process (sync_index also locks the folder
+        # against other processes); searches go on against the previous index meanwhile.
+        self._write_lock = threading.Lock()
         self._embedder = embedder
         self._retriever = retriever
         self._models = _Models()
@@ -81,19 +87,31 @@ class Assistant:
             return self._embedder
 
     def index(self, rebuild: bool = False, progress: bool = True) -> SyncReport:
-        """Bring the index in step with the store (load, update or rebuild)."""
+        """Bring the index in step with the store (load, update or rebuild).
+
+        The new index is built beside the one in use and swapped in when ready, so
+        questions asked meanwhile are answered from the previous one.
+        """
+        with self._write_lock:
+            return self._sync(rebuild, progress)
+
+    def _sync(self, rebuild: bool, progress: bool) -> SyncReport:
+        store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
+        retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
         with self._lock:
-            store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
-            self._retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
-            return report
+            self._retriever = retriever
+        return report
 
     @property
     def retriever(self) -> Retriever:
         with self._lock:
+            if self._retriever is not None:
+                return self._retriever
+        with self._write_lock:  # first use: load or build it (once, however many ask at once)
             if self._retriever is None:
-                self.index(progress=False)
-            assert self._retriever is not None
-            return self._retriever
+                self._sync(rebuild=False, progress=False)
+        assert self._retriever is not None
+        return self._retriever
 
     def chat_backend(self, name: str | None = None) -> ChatBackend:
         """The chat backend ``name`` (default ``llm.backend``), loaded once and shared by every chat."""
@@ -145,14 +163,29 @@ class Assistant:
         by another process, or whose indexing failed before): "already loaded" must
         mean searchable.
         """
-        with self._lock:
+        with self._write_lock:
             known = {d.doc_id for d in load_documents(self.settings)[0]}
             report = ingest_paths(
-                [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes
+                [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes, self._vet
             )
             if report.added or (self._retriever is not None and not known <= self._indexed_ids()):
-                self.index()
+                self._sync(rebuild=False, progress=True)
             return report
+
+    def _vet(self, doc: Document) -> None:
+        """Refuse an article that addresses the assistant (unless allowed) or would make too many passages."""
+        cfg = self.settings.ingest
+        if cfg.instructions == "refuse" and (found := find_instructions(doc.text)):
+            raise DocumentError(
+                f"{doc.source}: refused, the text {found[0].reason} («{found[0].excerpt}…»). Articles are "
+                "read as data, never as instructions; set ingest.instructions = \"allow\" for a trusted source."
+            )
+        passages = len(chunk_document(doc, self.settings.chunking))
+        if passages > cfg.max_passages:
+            raise DocumentError(
+                f"{doc.source}: would make {passages:,} passages; the limit is {cfg.max_passages:,} "
+                "(ingest.max_passages). Split it into several articles."
+            )
 
     def _indexed_ids(self) -> set[str]:
         return set(self._retriever.passage_counts()) if self._retriever is not None else set()

@@ -63,6 +63,15 @@ class ChunkingSettings(BaseModel):
         return self
 
 
+class IngestSettings(BaseModel):
+    # Articles are data: one with text addressed to the assistant ("ignore the previous
+    # instructions…", role tags) is refused ("refuse"), or taken as it is ("allow") when
+    # its source is trusted (rag/corpus/screening.py).
+    instructions: Literal["refuse", "allow"] = "refuse"
+    # Passages one article may become: bounds the work and memory one upload can cause.
+    max_passages: int = Field(2000, ge=1)
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(4, ge=1, le=MAX_PASSAGES)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
@@ -170,6 +179,7 @@ class Settings(BaseSettings):
 
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()

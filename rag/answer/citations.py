@@ -3,7 +3,9 @@
 A cited sentence is kept only if its passage supports it: enough of its
 content words appear in one sentence of the passage, or that sentence is
 semantically close to it (multilingual embeddings, so an English claim can be
-checked against an Italian passage). Unsupported citations are re-pointed to
+checked against an Italian passage); and every number and every name it
+states appears there too (``rag.text.names``: a shared subject does not make
+"Mario Draghi signed the pact" a claim of "Putin ha firmato l'accordo"). Unsupported citations are re-pointed to
 the best supporting passage, or the sentence is dropped; a co-cited passage
 that supports the sentence clearly worse than the best one is dropped.
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..search.embedding import Encoder
 from ..search.lexical import analyze
+from ..text.names import missing_names
 from ..text.sentences import sentence_spans
 from ..types import Citation, SearchHit
 
@@ -174,6 +177,11 @@ class SupportChecker:
             same_language = words_in is not None and words_in == language
             semantic_ok = sem >= MIN_SEMANTIC_SUPPORT and not same_language
             if not (lex >= MIN_LEXICAL_SUPPORT or semantic_ok) or not numbers_match(claim, sentence):
+                continue
+            # A name the passage never mentions is a claim it cannot support, however many other
+            # words they share ("Mario Draghi ha firmato l'accordo" against "Putin ha firmato…").
+            # The passage, not the sentence: a sentence may name its subject by a pronoun.
+            if missing_names(claim, self.hits[hit].text):
                 continue
             if ranked_as is not None and ranked is not None:
                 sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)

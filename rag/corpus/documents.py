@@ -14,6 +14,9 @@ from ..text.language import detect_language
 from ..types import Document
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown")
+# A title is copied into every passage of its article (and into every prompt that
+# cites it): a longer one is refused rather than multiplied (a 2.5 MB title × thousands of passages).
+MAX_TITLE_CHARS = 300
 
 # First line like "date 2024-06 Un accordo di mutua difesa".
 _META_LINE = re.compile(r"^\s*date\s+(\d{4}(?:-\d{2}(?:-\d{2})?)?)\s+(.+?)\s*$", re.IGNORECASE)
@@ -69,6 +72,11 @@ def parse_article(text: str, source: str, fallback_title: str, language: str | N
         body_start = len(first_line) + 1
     elif 0 < len(first_line.strip()) <= 120 and not first_line.rstrip().endswith(_SENTENCE_END):
         title = first_line.strip()
+    if len(title) > MAX_TITLE_CHARS:
+        raise DocumentError(
+            f"{source}: the title is {len(title):,} characters long; the limit is {MAX_TITLE_CHARS}. "
+            "Shorten the first line (the title) and try again."
+        )
     body = text[body_start:]
     if not body.strip():  # a title line alone would be "added" with nothing to find in it
         raise DocumentError(f"{source}: has a title line but no text after it.")

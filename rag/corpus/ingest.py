@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,8 +45,15 @@ def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
     return target
 
 
-def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_bytes: int) -> IngestReport:
-    """Copy every valid new article into the store; bad files are reported, not fatal."""
+def ingest_paths(
+    paths: list[Path],
+    docs_dir: Path,
+    known_ids: set[str],
+    max_bytes: int,
+    vet: Callable[[Document], None] = lambda doc: None,
+) -> IngestReport:
+    """Copy every valid new article into the store; bad files are reported, not fatal.
+    ``vet`` raises DocumentError for an article the store must not take (checked before it is copied)."""
     report = IngestReport()
     files: list[Path] = []
     for path in paths:
@@ -62,6 +70,11 @@ def ingest_paths(paths: list[Path], docs_dir: Path, known_ids: set[str], max_byt
             continue
         if doc.doc_id in seen:
             report.unchanged.append(doc)
+            continue
+        try:
+            vet(doc)
+        except DocumentError as err:
+            report.errors.append(str(err))
             continue
         try:
             stored = store_document(doc, docs_dir, path.suffix.lower())

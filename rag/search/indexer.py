@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..config import Settings
 from ..corpus.chunking import CHUNKER_VERSION, chunk_document, indexed_text
 from ..corpus.documents import read_article, store_files
-from ..errors import DocumentError, IndexCorruptError
+from ..errors import DocumentError, IndexCorruptError, IndexWriteError
 from ..types import Chunk, Document
-from .embedding import Embedder
+from .embedding import Encoder
 from .stores import Manifest, VectorStore, load_store, new_store, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,7 @@ def load_documents(settings: Settings, manifest: Manifest | None = None) -> tupl
     return list(docs.values()), skipped
 
 
-def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Document]) -> Manifest:
+def expected_manifest(settings: Settings, embedder: Encoder, docs: list[Document]) -> Manifest:
     return Manifest(
         embedding_model=embedder.model_id,
         dim=embedder.dim,
@@ -72,18 +77,51 @@ def expected_manifest(settings: Settings, embedder: Embedder, docs: list[Documen
     )
 
 
-def embed_chunks(embedder: Embedder, chunks: list[Chunk], progress: bool) -> np.ndarray:
-    return embedder.encode_passages([indexed_text(c) for c in chunks], show_progress=progress and len(chunks) > 32)
+# Passages embedded per call: the model is free between calls, so questions asked during a
+# long ingest are embedded (and answered) without waiting for the whole article.
+EMBED_BATCH = 64
+
+
+def embed_chunks(embedder: Encoder, chunks: list[Chunk], progress: bool) -> np.ndarray:
+    texts = [indexed_text(c) for c in chunks]
+    batches = range(0, len(texts), EMBED_BATCH)
+    bar = tqdm(total=len(texts), unit="passage", desc="Embedding", disable=not progress or len(texts) <= EMBED_BATCH)
+    parts = []
+    for i in batches:
+        parts.append(embedder.encode_passages(texts[i : i + EMBED_BATCH]))
+        bar.update(len(parts[-1]))
+    bar.close()
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """One writer of an index folder at a time, across processes (a CLI ingest beside the page)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".write.lock", "a")  # noqa: SIM115 - held for the whole block
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError as err:
+        raise IndexWriteError(f"cannot use the index folder {folder} ({err.strerror or err}).") from err
+    try:
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def sync_index(
     settings: Settings,
-    embedder: Embedder,
+    embedder: Encoder,
     *,
     rebuild: bool = False,
     progress: bool = True,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it."""
+    with _folder_lock(settings.index_dir):
+        return _sync(settings, embedder, rebuild, progress)
+
+
+def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
     damaged: IndexCorruptError | None = None

@@ -39,7 +39,8 @@ def test_build_load_and_no_pickle(settings: Settings) -> None:
     store, report = sync_index(settings, emb, progress=False)  # type: ignore[arg-type]
     assert report.action == "rebuilt" and report.chunks == len(store) > 3
     files = sorted(p.name for p in settings.index_dir.iterdir())
-    assert files == sorted([CHUNKS, MANIFEST, VECTORS])
+    assert files == sorted([CHUNKS, MANIFEST, VECTORS, ".write.lock"])  # the lock file is empty
+    assert (settings.index_dir / ".write.lock").stat().st_size == 0
     assert not list(settings.index_dir.glob("*.pkl"))
     manifest = json.loads((settings.index_dir / MANIFEST).read_text())
     assert manifest["embedding_model"] == "fake-model" and manifest["dim"] == 16

@@ -202,3 +202,16 @@ def test_any_langchain_chat_model_plugs_in_per_call(tmp_path: Path) -> None:
     a = fake_assistant(tmp_path, MustNotBeCalled()).ask(QUESTION_IT, chat=chat)
     assert a.answerable and len(chat.prompts) == 1 and "[1]" in str(chat.prompts[0][-1].content)
 
+
+
+@pytest.mark.parametrize(
+    ("question", "reply"),
+    [
+        (QUESTION_IT, "Mario Draghi e Kim Jong-un hanno firmato l'accordo di mutua difesa [1]."),
+        ("Who signed the mutual defence pact?", "Mario Draghi signed the mutual defence pact with Kim Jong-un [1]."),
+    ],
+)
+def test_a_name_the_cited_passage_never_mentions_is_unsupported(tmp_path: Path, question: str, reply: str) -> None:
+    # The attack of issue 17: the right sentence cited for a claim that swaps in another person.
+    a = fake_assistant(tmp_path, ScriptedChat(reply)).ask(question)
+    assert not a.answerable and a.refusal_reason == UNVERIFIED and "Draghi" not in a.text

@@ -1,0 +1,48 @@
+"""False alarms of the instruction screening (rag/corpus/screening.py) on real articles.
+
+    .venv/bin/python benchmarks/screening_bench.py
+
+Every article of the DICE crime-news set (10,372), the news_qa articles and the
+SQuAD-it paragraphs is screened; real news should raise no flag. Prints the
+counts and each flagged excerpt (data paths from ``rag eval``'s settings).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from evals.settings import load_eval_settings  # noqa: E402
+from rag.corpus.screening import find_instructions  # noqa: E402
+
+
+def corpora(shared: Path) -> dict[str, list[str]]:
+    bench = shared / "bench"
+    dice = [json.loads(line)["text"] for line in gzip.open(bench / "dice" / "dice_articles.jsonl.gz", "rt")]
+    news = [p.read_text(encoding="utf-8") for p in sorted((bench / "news_qa" / "articles").glob("*.txt"))]
+    squad = [json.loads(line)["context"] for line in gzip.open(bench / "squad_it" / "corpus.jsonl.gz", "rt")]
+    return {"DICE crime news": dice, "news_qa articles": news, "SQuAD-it paragraphs": squad}
+
+
+def main() -> None:
+    shared = load_eval_settings().shared_dir
+    print("| corpus | texts | flagged | ms per text |\n|---|---|---|---|")
+    flagged: list[tuple[str, str]] = []
+    for name, texts in corpora(shared).items():
+        t = time.perf_counter()
+        hits = [(name, f.excerpt) for text in texts for f in find_instructions(text)[:1]]
+        ms = 1000 * (time.perf_counter() - t) / max(1, len(texts))
+        flagged += hits
+        print(f"| {name} | {len(texts):,} | {len(hits)} | {ms:.2f} |")
+    for name, excerpt in flagged:
+        print(f"- {name}: «{excerpt}»")
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,7 @@ from .answer.pipeline import AnswerPipeline, Retriever, validate_query
 from .config import Settings, load_settings, passage_count
 from .corpus.chunking import chunk_document
 from .corpus.documents import decode_article, document_id
-from .corpus.ingest import IngestReport, ingest_paths
+from .corpus.ingest import IngestReport, ingest_paths, remove_documents
 from .corpus.screening import find_instructions
 from .errors import ConfigError, DocumentError, RagError
 from .llm import ANSWER_ENGINES, EXTRACTIVE, ChatBackend, LangChainBackend, create_backend
@@ -171,6 +171,25 @@ class Assistant:
             if report.added or (self._retriever is not None and not known <= self._indexed_ids()):
                 self._sync(rebuild=False, progress=True)
             return report
+
+    def remove(self, doc_ids: Sequence[str]) -> list[Document]:
+        """Remove articles from the store (by id, or an unambiguous id prefix) and the index.
+
+        Raises DocumentError naming any id that matches no article (nothing is removed then).
+        """
+        with self._write_lock:
+            docs, _ = load_documents(self.settings)
+            chosen: set[str] = set()
+            for wanted in doc_ids:
+                matches = {d.doc_id for d in docs if d.doc_id.startswith(wanted.strip())} if wanted.strip() else set()
+                if len(matches) != 1:
+                    why = "matches no article" if not matches else f"matches {len(matches)} articles"
+                    raise DocumentError(f"{wanted!r} {why}; `rag documents` lists the ids.")
+                chosen |= matches
+            removed = remove_documents(chosen, self.settings.docs_dir, self.settings.max_document_bytes)
+            if removed:
+                self._sync(rebuild=False, progress=False)
+            return removed
 
     def _vet(self, doc: Document) -> None:
         """Refuse an article that addresses the assistant (unless allowed) or would make too many passages."""

@@ -133,6 +133,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 2 if report.errors else 0
 
 
+def cmd_documents(args: argparse.Namespace) -> int:
+    docs = assistant_for(args).documents()
+    if args.json:
+        _print_json(docs)
+        return 0
+    if not docs:
+        print("No articles in the store. Add some with `rag ingest PATH`.")
+    for d in docs:
+        print(f"{d['doc_id']}  {d['date'] or 'no date':<10} {d['language']}  {d['passages']:>5} passages  {d['title']}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    for d in assistant_for(args).remove(args.ids):
+        print(f"removed   {d.title!r} id {d.doc_id}")
+    return 0
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     r = assistant_for(args).index(rebuild=args.rebuild)
     why = f" ({r.reason})" if r.reason else ""
@@ -188,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("ingest", help="add .txt/.md articles (files or folders)")
     i.add_argument("paths", nargs="+", type=Path)
     i.set_defaults(func=cmd_ingest)
+
+    d = sub.add_parser("documents", help="list the articles (id, date, language, passages, title)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_documents)
+
+    r = sub.add_parser("remove", help="remove articles from the store and the index, by id (or id prefix)")
+    r.add_argument("ids", nargs="+", help="article ids, as `rag documents` lists them")
+    r.set_defaults(func=cmd_remove)
 
     x = sub.add_parser("index", help="load, update or rebuild the index")
     x.add_argument("--rebuild", action="store_true")

@@ -152,17 +152,31 @@ class UISettings(BaseModel):
     password: SecretStr | None = None
     language: Literal["it", "en"] = "it"
     concurrency: int = Field(4, ge=1)
+    # Who may add and remove articles from the page: "auto" = everyone when the page is
+    # served on this machine only (loopback) or behind a login, nobody otherwise; "on";
+    # "off"; "admin" = only the admin account below (the other login may only ask).
+    uploads: Literal["auto", "on", "off", "admin"] = "auto"
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    # One upload at most: files and bytes in all.
+    max_upload_files: int = Field(10, ge=1)
+    max_upload_bytes: int = Field(20_000_000, ge=1)
 
     @model_validator(mode="after")
     def _login_needs_both(self) -> UISettings:
         # Half a login would serve the page to anyone without a word.
-        has_user, has_password = bool(self.username), bool(self.password and self.password.get_secret_value())
-        if has_user != has_password:
-            given, missing = ("username", "password") if has_user else ("password", "username")
-            raise ValueError(
-                f"a login needs both ui.username and ui.password; only the {given} is set "
-                f"(set RAG_UI__{missing.upper()} too, or neither)"
-            )
+        for prefix in ("", "admin_"):
+            user = getattr(self, f"{prefix}username")
+            secret = getattr(self, f"{prefix}password")
+            has_user, has_password = bool(user), bool(secret and secret.get_secret_value())
+            if has_user != has_password:
+                given, missing = ("username", "password") if has_user else ("password", "username")
+                raise ValueError(
+                    f"a login needs both ui.{prefix}username and ui.{prefix}password; only the {given} is set "
+                    f"(set RAG_UI__{prefix.upper()}{missing.upper()} too, or neither)"
+                )
+        if self.uploads == "admin" and not self.admin_username:
+            raise ValueError('ui.uploads = "admin" needs ui.admin_username and ui.admin_password')
         return self
 
 
@@ -215,8 +229,18 @@ class Settings(BaseSettings):
         return p if p.is_absolute() else self.home / p
 
     def public_dict(self) -> dict[str, Any]:
-        """Effective settings, JSON-safe, secrets masked."""
-        return self.model_dump(mode="json")
+        """Effective settings, JSON-safe, secrets masked (credentials inside URLs too)."""
+        data = self.model_dump(mode="json")
+        data["llm"]["openai_base_url"] = mask_url(data["llm"]["openai_base_url"])
+        return data
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the user:password of any URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
 def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import os
+import shutil
 import socket
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from rag import ANSWER_ENGINES, Assistant, RagError
 
+from .access import Access
 from .chat import ChatHandlers, Conversation
 from .labels import EXAMPLES, LANGUAGES, label
 from .render import model_markdown, sources_html
@@ -65,13 +72,15 @@ def _theme() -> gr.themes.Base:
     return gr.themes.Default(font=SANS, font_mono=MONO)
 
 
-def build_app(assistant: Assistant) -> gr.Blocks:
-    """The chat page over ``assistant`` (call ``launch`` to serve it with the right options)."""
+def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
+    """The chat page over ``assistant`` (call ``launch`` to serve it with the right options).
+    ``access`` decides who may add and remove articles (default: as served on ``ui.host``)."""
     settings = assistant.settings
-    handlers = ChatHandlers(assistant)
+    handlers = ChatHandlers(assistant, access or Access(settings, settings.ui.host))
     lang0 = settings.ui.language
 
-    with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False) as demo:
+    # delete_cache: Gradio's copies of uploads older than an hour go, checked every ten minutes.
+    with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         session = gr.State(Conversation())  # this browser session's chat
         last_answer = gr.State(None)
         with gr.Row(elem_id="header", equal_height=True):
@@ -90,6 +99,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     height=520,
                     elem_id="chat",
                     latex_delimiters=[],
+                    # Messages are the page's own HTML (everything from articles and models escaped):
+                    # no Markdown, so article text cannot make links, images or fake badges.
+                    render_markdown=False,
                     feedback_options=None,
                     buttons=["copy"],
                     group_consecutive_messages=False,  # an error and a notice stay separate bubbles
@@ -126,7 +138,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         type="filepath",
                         elem_id="upload",
                         height=150,
+                        visible=False,  # shown at page load to whoever may add articles
                     )
+                    with gr.Row(equal_height=True):
+                        to_remove = gr.Dropdown(
+                            [], label=label(lang0, "remove_pick"), elem_id="remove-pick", visible=False, scale=3
+                        )
+                        remove = gr.Button(label(lang0, "remove"), size="sm", elem_id="remove", visible=False, scale=1)
                 with gr.Accordion(label(lang0, "settings"), open=True) as settings_box:
                     backend = gr.Radio(
                         list(ANSWER_ENGINES),
@@ -172,8 +190,20 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         # The chat's own trash button must forget the history too, not only the bubbles.
         chatbot.clear(handlers.new_conversation, [session, language], cleared, api_visibility="private")
         upload.upload(
-            handlers.upload, [upload, session, language], [upload, articles, chatbot, session], api_name="upload"
+            handlers.upload,
+            [upload, session, language],
+            [upload, articles, chatbot, session, to_remove],
+            api_name="upload",
         )
+        remove.click(
+            handlers.remove, [to_remove, session, language], [articles, chatbot, session, to_remove], api_name="remove"
+        )
+
+        def page_access(request: gr.Request) -> tuple[Any, ...]:
+            allowed = handlers.may_change_articles(request)
+            return gr.update(visible=allowed), handlers.removable(request), gr.update(visible=allowed)
+
+        demo.load(page_access, None, [upload, to_remove, remove], api_visibility="private")
         backend.change(
             lambda b, lang: model_markdown(settings, b, lang), [backend, language], model_info, api_visibility="private"
         )
@@ -192,6 +222,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 articles_box: gr.update(label=label(lang, "articles")),
                 articles: handlers.articles(lang),
                 upload: gr.update(label=label(lang, "upload")),
+                to_remove: gr.update(label=label(lang, "remove_pick")),
+                remove: gr.update(value=label(lang, "remove")),
                 settings_box: gr.update(label=label(lang, "settings")),
                 backend: gr.update(label=label(lang, "backend"), info=label(lang, "backend_info")),
                 k: gr.update(label=label(lang, "k")),
@@ -228,15 +260,21 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     ui = assistant.settings.ui
     host, port = host or ui.host, port or ui.port
     check_port(host, port)  # before the models load, not a minute later
+    access = Access(assistant.settings, host)
+    for warning in access.warnings():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     preload(assistant)
-    demo = build_app(assistant)
-    password = ui.password.get_secret_value() if ui.password else None
+    # Gradio keeps its copies of uploads here; the folder goes when the page stops (stop()).
+    temp = Path(tempfile.mkdtemp(prefix="rag-ui-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(temp)
+    demo = build_app(assistant, access)
+    _TEMP_DIRS[id(demo)] = temp
     try:
         demo.launch(
             server_name=host,
             server_port=port,
             share=False,
-            auth=(ui.username, password) if ui.username and password else None,
+            auth=access.auth(),
             prevent_thread_lock=not block,
             theme=_theme(),
             css=CSS,
@@ -247,8 +285,27 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
             max_file_size=4 * assistant.settings.max_document_bytes,
         )
     except OSError as err:  # the port was taken while the models loaded
+        stop(demo)
         raise RagError(_cannot_serve(host, port, err)) from err
+    except BaseException:
+        stop(demo)
+        raise
+    if block:  # the server has stopped (Ctrl-C)
+        stop(demo)
     return demo
+
+
+# Each served page's temporary folder, by id of its Blocks.
+_TEMP_DIRS: dict[int, Path] = {}
+
+
+def stop(demo: gr.Blocks) -> None:
+    """Stop serving ``demo`` and delete its temporary files (uploads included)."""
+    with contextlib.suppress(Exception):
+        demo.close()
+    temp = _TEMP_DIRS.pop(id(demo), None)
+    if temp is not None:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def check_port(host: str, port: int) -> None:

@@ -18,6 +18,7 @@ import gradio as gr
 
 from rag import Answer, Assistant, RagError
 
+from .access import Access
 from .labels import count, label
 from .render import answer_html, articles_html, draft_html, error_html, esc, notice_html, sources_html
 
@@ -71,9 +72,19 @@ def conversation(turns: list[Turn]) -> list[tuple[str, str]]:
     return [(t.question, t.answer) for t in turns if t.question and t.answer is not None]
 
 
+# A question over the length limit is shown (and kept in the session) this short.
+SHOWN_QUESTION_CHARS = 300
+
+
 class ChatHandlers:
-    def __init__(self, assistant: Assistant) -> None:
+    """``access`` decides who may add and remove articles (None: everyone, for tests)."""
+
+    def __init__(self, assistant: Assistant, access: Access | None = None) -> None:
         self.assistant = assistant
+        self.access = access
+
+    def may_change_articles(self, request: gr.Request | None) -> bool:
+        return self.access is None or self.access.may_change_articles(getattr(request, "username", None))
 
     def article_text(self, doc_id: str) -> str | None:
         try:
@@ -100,7 +111,9 @@ class ChatHandlers:
     ) -> Iterator[tuple[Any, ...]]:
         epoch = conv.epoch
         history = conversation(conv.turns)
-        turn = Turn(question=question, display=f'<span class="thinking">{esc(label(lang, "thinking"))}</span>')
+        # An over-long question is refused below; it is not stored or sent back whole.
+        shown = question if len(question) <= SHOWN_QUESTION_CHARS else question[:SHOWN_QUESTION_CHARS] + "…"
+        turn = Turn(question=shown, display=f'<span class="thinking">{esc(label(lang, "thinking"))}</span>')
         conv.turns.append(turn)
         yield "", chat_messages(conv.turns), conv, gr.skip(), gr.skip()
         answer: Answer | None = None
@@ -143,34 +156,85 @@ class ChatHandlers:
         return [], conv, sources_html(None, self.article_text, lang), None
 
     def upload(
-        self, files: list[str] | str | None, conv: Conversation | None, lang: str, progress: gr.Progress = _PROGRESS
+        self,
+        files: list[str] | str | None,
+        conv: Conversation | None,
+        lang: str,
+        request: gr.Request = None,  # type: ignore[assignment]  # filled in by Gradio
+        progress: gr.Progress = _PROGRESS,
     ) -> tuple[Any, ...]:
-        """Ingests uploaded articles. Outputs: file box, articles list, chatbot, conversation."""
+        """Ingests uploaded articles. Outputs: file box, articles list, chatbot, conversation, removable list."""
         conv = _session(conv)
         paths = [files] if isinstance(files, str) else list(files or [])
-        progress(0.05, desc=label(lang, "uploading"))
-        notices: list[tuple[str, bool]] = []
-        if not paths:
-            notices.append((label(lang, "upload_nothing"), False))
-        else:
-            try:
-                report = self.assistant.ingest(paths)
-                passages = {d["doc_id"]: d["passages"] for d in self.assistant.documents()}
-                for d in report.added:
-                    when, size = d.date or label(lang, "no_date"), count(lang, passages.get(d.doc_id, 0))
-                    notices.append((label(lang, "added", title=d.title, date=when, passages=size), True))
-                for d in report.unchanged:
-                    notices.append((label(lang, "unchanged", title=d.title), True))
-                for e in report.errors:
-                    notices.append((label(lang, "upload_error", error=_short_paths(e, paths)), False))
-            except RagError as err:
-                notices.append((label(lang, "upload_error", error=_short_paths(str(err), paths)), False))
-            except Exception:
-                log.exception("ingesting %s failed", paths)
-                notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False))
+        try:
+            notices = self._ingest(paths, lang, request, progress)
+        finally:
+            _delete_uploads(paths)  # Gradio's copies: the store keeps what it took
         conv.turns.extend(Turn(question=None, display=notice_html(text, ok)) for text, ok in notices)
         progress(1.0)
-        return None, self.articles(lang), chat_messages(conv.turns), conv
+        return None, self.articles(lang), chat_messages(conv.turns), conv, self.removable(request)
+
+    def _ingest(
+        self, paths: list[str], lang: str, request: gr.Request | None, progress: gr.Progress
+    ) -> list[tuple[str, bool]]:
+        ui = self.assistant.settings.ui
+        if not self.may_change_articles(request):
+            return [(label(lang, "upload_not_allowed"), False)]
+        if not paths:
+            return [(label(lang, "upload_nothing"), False)]
+        total = sum(_size(p) for p in paths)
+        if len(paths) > ui.max_upload_files or total > ui.max_upload_bytes:
+            return [(label(lang, "upload_too_much", files=len(paths), max_files=ui.max_upload_files,
+                           mb=f"{total / 1e6:.1f}", max_mb=f"{ui.max_upload_bytes / 1e6:.0f}"), False)]
+        progress(0.05, desc=label(lang, "uploading"))
+        notices: list[tuple[str, bool]] = []
+        try:
+            report = self.assistant.ingest(paths)
+            passages = {d["doc_id"]: d["passages"] for d in self.assistant.documents()}
+            for d in report.added:
+                when, size = d.date or label(lang, "no_date"), count(lang, passages.get(d.doc_id, 0))
+                notices.append((label(lang, "added", title=d.title, date=when, passages=size), True))
+            for d in report.unchanged:
+                notices.append((label(lang, "unchanged", title=d.title), True))
+            for e in report.errors:
+                notices.append((label(lang, "upload_error", error=_short_paths(e, paths)), False))
+        except RagError as err:
+            notices.append((label(lang, "upload_error", error=_short_paths(str(err), paths)), False))
+        except Exception:
+            log.exception("ingesting %s failed", paths)
+            notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False))
+        return notices
+
+    def remove(
+        self,
+        doc_id: str | None,
+        conv: Conversation | None,
+        lang: str,
+        request: gr.Request = None,  # type: ignore[assignment]  # filled in by Gradio
+    ) -> tuple[Any, ...]:
+        """Removes one article. Outputs: articles list, chatbot, conversation, removable list."""
+        conv = _session(conv)
+        if not self.may_change_articles(request):
+            notice = (label(lang, "upload_not_allowed"), False)
+        elif not doc_id:
+            notice = (label(lang, "remove_nothing"), False)
+        else:
+            try:
+                removed = self.assistant.remove([doc_id])
+                notice = (label(lang, "removed", title=", ".join(d.title for d in removed)), True)
+            except RagError as err:
+                notice = (label(lang, "upload_error", error=str(err)), False)
+        conv.turns.append(Turn(question=None, display=notice_html(*notice)))
+        return self.articles(lang), chat_messages(conv.turns), conv, self.removable(request)
+
+    def removable(self, request: gr.Request | None) -> Any:
+        """The article picker for removal: (title, id) choices, shown only to who may remove."""
+        allowed = self.may_change_articles(request)
+        try:
+            choices = [(f"{d['title']} · {d['doc_id'][:8]}", d["doc_id"]) for d in self.assistant.documents()]
+        except RagError:
+            choices = []
+        return gr.update(choices=choices if allowed else [], value=None, visible=allowed)
 
     def articles(self, lang: str) -> str:
         try:
@@ -178,6 +242,24 @@ class ChatHandlers:
         except RagError as err:
             return error_html(str(err), lang)
         return articles_html(docs, lang)
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _delete_uploads(paths: list[str]) -> None:
+    """Gradio's temporary copies of uploaded files, and their folders once empty."""
+    for p in paths:
+        path = Path(p)
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # Gradio makes one folder per file; fails harmlessly if not empty
+        except OSError:
+            pass
 
 
 def _short_paths(message: str, paths: list[str]) -> str:

@@ -39,6 +39,15 @@ LABELS: dict[str, dict[str, str]] = {
         "unchanged": "«{title}» è già tra gli articoli caricati.",
         "upload_error": "Impossibile aggiungere il file: {error}",
         "upload_nothing": "Nessun file ricevuto.",
+        "upload_not_allowed": "Su questa pagina non è permesso aggiungere o rimuovere articoli.",
+        "upload_too_much": (
+            "Troppi file in una volta: {files} file, {mb} MB (al massimo {max_files} file e {max_mb} MB); "
+            "caricali in più volte."
+        ),
+        "remove": "Rimuovi l'articolo",
+        "remove_pick": "Articolo da rimuovere",
+        "remove_nothing": "Scegli prima un articolo da rimuovere.",
+        "removed": "Articolo rimosso: «{title}».",
         "settings": "Impostazioni",
         "backend": "Motore delle risposte",
         "backend_info": (
@@ -90,6 +99,15 @@ LABELS: dict[str, dict[str, str]] = {
         "unchanged": "“{title}” is already among the loaded articles.",
         "upload_error": "Could not add the file: {error}",
         "upload_nothing": "No file received.",
+        "upload_not_allowed": "Adding or removing articles is not allowed on this page.",
+        "upload_too_much": (
+            "Too many files at once: {files} files, {mb} MB (at most {max_files} files and {max_mb} MB); "
+            "upload them in several goes."
+        ),
+        "remove": "Remove the article",
+        "remove_pick": "Article to remove",
+        "remove_nothing": "Pick an article to remove first.",
+        "removed": "Article removed: “{title}”.",
         "settings": "Settings",
         "backend": "Answer engine",
         "backend_info": (

@@ -41,10 +41,25 @@ def badge(number: int, title: str | None = None) -> str:
     return f'<span class="cite-badge"{tip}>[{number}]</span>'
 
 
-def with_badges(text: str, citations: Sequence[Citation] = ()) -> str:
-    """Escaped ``text`` with every [n] marker turned into a badge (titled with its source)."""
-    names = {c.number: f"{c.title}" + (f", {c.date}" if c.date else "") for c in citations}
-    return _MARKER.sub(lambda m: badge(int(m.group(1)), names.get(int(m.group(1)))), esc(text))
+def with_badges(text: str, citations: Sequence[Citation] | None = None) -> str:
+    """Escaped ``text`` with its [n] markers as badges (titled with their source). Given the
+    answer's ``citations``, only their numbers are badges: a "[7]" quoted from an article stays text."""
+    names = {c.number: f"{c.title}" + (f", {c.date}" if c.date else "") for c in citations or ()}
+
+    def mark(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return badge(n, names.get(n)) if citations is None or n in names else m.group(0)
+
+    return _MARKER.sub(mark, esc(text))
+
+
+# Absolute paths of this machine ("/home/x/models/y.gguf") in messages: visitors see the file name.
+_SERVER_PATH = re.compile(r"(?<![\w:/])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+
+
+def public(message: str) -> str:
+    """``message`` without the server's folders (a fallback reason may name a model file)."""
+    return _SERVER_PATH.sub(r"\1", message)
 
 
 def highlight(text: str, start: int, end: int, context: tuple[int, int] | None = None) -> str:
@@ -78,23 +93,44 @@ def _meta_end(text: str, keep_from: int) -> int:
     return meta.end() if meta and meta.end() <= keep_from else 0
 
 
-def _article_view(citation: Citation, article: str | None, lang: str) -> str:
-    if article is None or article[citation.start : citation.end] != citation.quote:
-        return ""  # the article changed or vanished: better no view than a wrong one
-    skip = _meta_end(article, citation.start)
-    body = highlight(
-        article[skip:],
-        citation.start - skip,
-        citation.end - skip,
-        context=(citation.chunk_start - skip, citation.chunk_end - skip),
-    )
+def _marked(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """Escaped ``text`` with each span (overlapping ones merged) in <mark>."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, at = [], 0
+    for start, end in merged:
+        parts += [_tidy(esc(text[at:start])), f"<mark>{esc(text[start:end])}</mark>"]
+        at = end
+    return "".join([*parts, _tidy(esc(text[at:]))])
+
+
+def _article_view(citations: Sequence[Citation], article: str | None, lang: str) -> str:
+    """The whole article once, with every span these citations quote from it marked."""
+    if article is None:
+        return ""
+    # A citation whose quote is no longer at its place: the article changed; better no mark than a wrong one.
+    valid = [c for c in citations if article[c.start : c.end] == c.quote]
+    if not valid:
+        return ""
+    skip = _meta_end(article, min(c.start for c in valid))
+    if len(valid) == 1:  # the cited passage around the quote is shaded too
+        c = valid[0]
+        body = highlight(
+            article[skip:], c.start - skip, c.end - skip, context=(c.chunk_start - skip, c.chunk_end - skip)
+        )
+    else:
+        body = _marked(article[skip:], [(c.start - skip, c.end - skip) for c in valid])
     return (
         f'<details class="in-article"><summary>{esc(label(lang, "show_in_article"))}</summary>'
         f'<div class="article-text">{body.lstrip()}</div></details>'
     )
 
 
-def citation_card(citation: Citation, article: str | None, lang: str) -> str:
+def citation_card(citation: Citation, article_view: str, lang: str) -> str:
     passage = citation.passage
     quote_start = citation.start - citation.chunk_start
     skip = _meta_end(passage, quote_start)
@@ -104,7 +140,7 @@ def citation_card(citation: Citation, article: str | None, lang: str) -> str:
         f'<div class="source-card" id="source-{citation.number}">'
         f'<div class="source-head">{badge(citation.number)} {_where(citation.title, citation.date, lang)}</div>'
         f'<div class="passage">{marked}</div>'
-        f"{_article_view(citation, article, lang)}"
+        f"{article_view}"
         "</div>"
     )
 
@@ -132,11 +168,15 @@ def sources_html(answer: Answer | None, article_text: Callable[[str], str | None
     parts = [f'<div class="sources-question">{esc(label(lang, "sources_for"))}: «{esc(answer.question)}»</div>']
     if not answer.citations:
         parts.append(f'<div class="sources-empty">{esc(label(lang, "no_citations"))}</div>')
-    articles: dict[str, str | None] = {}
+    # Each cited article is sent once, in the card of its first citation, with all its quotes marked.
+    shown: set[str] = set()
     for c in answer.citations:
-        if c.doc_id not in articles:
-            articles[c.doc_id] = article_text(c.doc_id)
-        parts.append(citation_card(c, articles[c.doc_id], lang))
+        view = ""
+        if c.doc_id not in shown:
+            shown.add(c.doc_id)
+            same = [x for x in answer.citations if x.doc_id == c.doc_id]
+            view = _article_view(same, article_text(c.doc_id), lang)
+        parts.append(citation_card(c, view, lang))
     cited = {c.chunk_id for c in answer.citations}
     uncited = [h for h in answer.passages if h.chunk_id not in cited]
     if uncited:
@@ -155,7 +195,7 @@ def answer_html(answer: Answer, lang: str) -> str:
         wordings = " · ".join(f"«{esc(s)}»" for s in searched)
         meta.append(f'<span class="searched-for">{esc(label(lang, "searched_for"))}: {wordings}</span>')
     if answer.note:
-        meta.append(f'<span class="answer-note">{esc(answer.note)}</span>')
+        meta.append(f'<span class="answer-note">{esc(public(answer.note))}</span>')
     if meta:
         lines.append('<div class="answer-meta">' + "<br>".join(meta) + "</div>")
     return "\n".join(lines)
@@ -167,11 +207,11 @@ def draft_html(draft: str) -> str:
 
 
 def error_html(message: str, lang: str) -> str:
-    return f'<span class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(message)}</span>'
+    return f'<span class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(public(message))}</span>'
 
 
 def notice_html(message: str, ok: bool = True) -> str:
-    return f'<span class="{"chat-notice" if ok else "chat-error"}">{esc(message)}</span>'
+    return f'<span class="{"chat-notice" if ok else "chat-error"}">{esc(public(message))}</span>'
 
 
 def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICLES_SHOWN) -> str:

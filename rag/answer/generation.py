@@ -46,9 +46,20 @@ def citation_grammar(n_passages: int, no_answer: str | None = None) -> str:
     )
 
 
+# What could pass for the prompt's own markup inside an article: passage numbers ("[7]")
+# and the quotation marks that delimit a passage.
+_BRACKET_NUMBER = re.compile(r"\[(\d{1,3})\]")
+
+
+def quoted(text: str) -> str:
+    """Article text as the prompt quotes it: no "[n]" the model could take for a passage
+    number, no guillemet that could close the quotation early."""
+    return _BRACKET_NUMBER.sub(r"(\1)", text).replace("«", '"').replace("»", '"')
+
+
 def format_passage(number: int, hit: SearchHit) -> str:
     date = f", {hit.date}" if hit.date else ""
-    return PASSAGE_TEMPLATE.format(number=number, title=hit.title, date=date, text=hit.text)
+    return PASSAGE_TEMPLATE.format(number=number, title=quoted(hit.title), date=date, text=quoted(hit.text))
 
 
 def fit_passages(hits: list[SearchHit], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[SearchHit]:

@@ -33,8 +33,9 @@ ANSWER_USER = {
     "en": "Passages:\n{passages}\n\nQuestion: {question}\nAnswer in English:",
 }
 
-# One passage in the prompt: number, source, text.
-PASSAGE_TEMPLATE = "[{number}] ({title}{date}) {text}"
+# One passage in the prompt: number, source, then its text as a quotation ("spotlighting":
+# the article's words are data the model reads, set apart from the instructions).
+PASSAGE_TEMPLATE = "[{number}] ({title}{date}) «{text}»"
 
 CONDENSE_SYSTEM = {
     "it": (

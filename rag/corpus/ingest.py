@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..types import Document
-from .documents import expand_paths, filename_title, parse_article, read_article
+from .documents import expand_paths, filename_title, parse_article, read_article, store_files
 
 
 @dataclass
@@ -43,6 +43,20 @@ def store_document(doc: Document, docs_dir: Path, suffix: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def remove_documents(doc_ids: set[str], docs_dir: Path, max_bytes: int) -> list[Document]:
+    """Delete the store's files of these articles (every copy); returns the articles removed."""
+    removed: dict[str, Document] = {}
+    for path in store_files(docs_dir):
+        try:
+            doc = read_article(path, max_bytes)
+        except DocumentError:
+            continue
+        if doc.doc_id in doc_ids:
+            path.unlink()
+            removed.setdefault(doc.doc_id, doc)
+    return list(removed.values())
 
 
 def ingest_paths(

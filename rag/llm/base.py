@@ -15,6 +15,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
+from ..config import mask_url
 from ..errors import BackendError, BackendTimeoutError, RagError
 
 Messages = Sequence[BaseMessage]
@@ -80,7 +81,7 @@ class ChatBackend(ABC):
         except RagError:
             raise
         except Exception as err:
-            raise BackendError(f"{type(err).__name__}: {err}") from err
+            raise BackendError(mask_url(f"{type(err).__name__}: {err}")) from err
         finally:
             close = getattr(pieces, "close", None)
             if close:

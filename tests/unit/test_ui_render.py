@@ -144,3 +144,29 @@ def test_labels_exist_in_both_languages() -> None:
             # Placeholders match across languages, so formatting never fails.
             assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", LABELS["en"][key]))
     assert any("'" in q or "Chi" in q for q in EXAMPLES) and any(q.startswith("Who") for q in EXAMPLES)
+
+
+def test_only_the_answers_own_citation_numbers_become_badges() -> None:
+    answer = _answer()
+    html = with_badges("Quoted: «see note [7]» and the source [1].", answer.citations)
+    assert html.count('class="cite-badge"') == 1 and "[7]" in html
+    assert with_badges("draft [7]").count("cite-badge") == 1  # a streaming draft: the model's own markers
+
+
+def test_server_paths_are_not_shown_to_visitors() -> None:
+    from ui.render import error_html, public
+
+    assert public("The chat model file /work/main/models/x.gguf is missing.") == "The chat model file x.gguf is missing."
+    assert public("see http://host/a/b and 3/4") == "see http://host/a/b and 3/4"
+    assert "/work" not in error_html("cannot read /work/main/index/chunks.jsonl", "en")
+
+
+def test_each_cited_article_is_sent_once_with_all_its_quotes_marked() -> None:
+    first = _answer().citations[0]
+    at = ARTICLE.index("Fine.")
+    second = dataclasses.replace(first, number=2, start=at, end=at + 5, quote="Fine.")
+    two = dataclasses.replace(_answer(), citations=[first, second])
+    html = sources_html(two, lambda doc_id: ARTICLE, "en")
+    assert html.count('class="in-article"') == 1 and html.count('class="source-card"') == 2
+    view = html[html.index('class="in-article"') :]
+    assert "<mark>Putin &amp; Kim hanno firmato l&#x27;accordo.</mark>" in view and "<mark>Fine.</mark>" in view

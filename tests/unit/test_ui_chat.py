@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import Answer, BackendError, InvalidQuestionError
+from rag import ANSWER_ENGINES, Answer, BackendError, ConfigError, InvalidQuestionError, Settings
 from rag.corpus.ingest import IngestReport
 from rag.types import Document
 from ui.chat import ChatHandlers, Conversation, Turn, chat_messages
 
 
 class FakeAssistant:
+    settings = Settings()
+
     def __init__(self, fail: Exception | None = None) -> None:
         self.fail = fail
         self.calls: list[dict[str, Any]] = []
@@ -20,6 +22,8 @@ class FakeAssistant:
 
     def ask_stream(self, question: str, history: Any = None, **options: Any) -> Iterator[str | Answer]:
         self.calls.append({"question": question, "history": list(history or []), **options})
+        if options.get("backend") not in (None, *ANSWER_ENGINES):  # as the real one
+            raise ConfigError(f"Unknown answer engine {options['backend']!r}.")
         if self.fail:
             raise self.fail
         try:
@@ -89,14 +93,14 @@ def test_errors_become_chat_messages_and_stay_out_of_the_history() -> None:
     assert "problema inatteso" in content and "ZeroDivision" not in content and "Traceback" not in content
 
     bad_backend = list(ChatHandlers(FakeAssistant()).respond("Chi?", Conversation(), "gpt-9", 4, "en"))[-1]
-    assert "Unknown backend" in bad_backend[1][-1]["content"]
+    assert "Unknown answer engine" in bad_backend[1][-1]["content"]
 
 
 def test_upload_reports_added_articles_and_bad_files_in_the_chat(tmp_path: Path) -> None:
     handlers = ChatHandlers(FakeAssistant())
     bad = str(tmp_path / "gradio-tmp" / "bad.txt")
     good = str(tmp_path / "gradio-tmp" / "good.md")
-    file_box, articles, messages, conv = handlers.upload([good, bad], Conversation(), "en")
+    file_box, articles, messages, conv, _ = handlers.upload([good, bad], Conversation(), "en")
     assert file_box is None and "Nuovo" in articles and "3 passages" in articles
     assert "Article added: “Nuovo” (2024-07, 3 passages)" in messages[0]["content"]
     # The temporary folder Gradio copied the upload to is not shown, only the file name.
@@ -158,3 +162,84 @@ def test_a_double_click_asks_once() -> None:
     assert [c["question"] for c in fake.calls] == ["Chi ha firmato?"]
     _run(handlers, "Chi ha firmato?", conv)  # asked again once answered: a real question
     assert len(fake.calls) == 2
+
+
+def _access(tmp_path: Path, host: str = "127.0.0.1", **ui: Any) -> Any:
+    from ui.access import Access
+
+    return Access(Settings(home=tmp_path, ui=ui), host)
+
+
+def test_uploads_follow_the_access_rules(tmp_path: Path) -> None:
+    assert _access(tmp_path).may_change_articles(None)  # this machine only
+    beyond = _access(tmp_path, "0.0.0.0")
+    assert not beyond.may_change_articles(None) and "without a login" in beyond.warnings()[0]
+    login = _access(tmp_path, "0.0.0.0", username="ann", password="pw")
+    assert login.may_change_articles("ann") and not login.warnings()
+    admin = _access(tmp_path, "0.0.0.0", username="ann", password="pw", admin_username="boss",
+                    admin_password="pw2", uploads="admin")
+    assert admin.may_change_articles("boss") and not admin.may_change_articles("ann")
+    assert not _access(tmp_path, uploads="off").may_change_articles("ann")
+
+
+def test_a_refused_upload_says_so_and_its_files_are_deleted(tmp_path: Path) -> None:
+    upload = tmp_path / "gradio" / "abc" / "good.md"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("# T\n\ntext")
+    handlers = ChatHandlers(FakeAssistant(), _access(tmp_path, uploads="off"))
+    messages = handlers.upload([str(upload)], Conversation(), "en")[2]
+    assert "not allowed" in messages[-1]["content"] and not upload.exists() and not upload.parent.exists()
+
+
+def test_too_many_files_in_one_upload_are_refused(tmp_path: Path) -> None:
+    files = []
+    for i in range(3):
+        f = tmp_path / f"a{i}.md"
+        f.write_text("# T\n\ntext")
+        files.append(str(f))
+    fake = FakeAssistant()
+    fake.settings = Settings(home=tmp_path, ui={"max_upload_files": 2})  # type: ignore[misc]
+    messages = ChatHandlers(fake).upload(files, Conversation(), "en")[2]
+    assert "Too many files at once: 3 files" in messages[-1]["content"]
+    assert not any(Path(f).exists() for f in files)  # Gradio's copies go in any case
+
+
+def test_an_accepted_upload_leaves_no_temporary_copy(tmp_path: Path) -> None:
+    upload = tmp_path / "gradio" / "x" / "good.md"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("# T\n\ntext")
+    messages = ChatHandlers(FakeAssistant()).upload([str(upload)], Conversation(), "en")[2]
+    assert "Article added" in messages[-1]["content"] and not upload.exists()
+
+
+def test_an_over_long_question_is_not_echoed_whole() -> None:
+    fake = FakeAssistant(fail=InvalidQuestionError("The question is 5,000 characters long; the limit is 2,000."))
+    conv = _run(ChatHandlers(fake), "x" * 5000)[-1][2]
+    assert len(conv.turns[0].question) <= 301 and conv.turns[0].question.endswith("…")
+    assert "limit is 2,000" in conv.turns[0].display
+
+
+def test_remove_an_article_from_the_page(tmp_path: Path) -> None:
+    fake = FakeAssistant()
+    removed: list[list[str]] = []
+    fake.remove = lambda ids: removed.append(ids) or [Document("new", "Nuovo", None, "x", "it", "t")]  # type: ignore[attr-defined]
+    _, messages, _, picker = ChatHandlers(fake).remove("new", Conversation(), "it")
+    assert removed == [["new"]] and "Articolo rimosso: «Nuovo»" in messages[-1]["content"]
+    assert picker["visible"] and picker["choices"] == [("Nuovo · new", "new")]
+    refused = ChatHandlers(fake, _access(tmp_path, uploads="off")).remove("new", Conversation(), "en")
+    assert "not allowed" in refused[1][-1]["content"] and removed == [["new"]]
+    assert not refused[3]["visible"]
+
+
+def test_wrong_passwords_are_answered_ever_later(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    access = _access(tmp_path, "0.0.0.0", username="ann", password="right")
+    check = access.auth()
+    assert check is not None
+    t = time.perf_counter()
+    results = [asyncio.run(check("ann", "wrong")) for _ in range(4)]
+    assert results == [False] * 4 and time.perf_counter() - t >= 0.5 + 0.5 + 1 + 2 - 0.1
+    assert access.delay() == 4.0
+    assert asyncio.run(check("ann", "right"))  # the right password still works (after no wait)

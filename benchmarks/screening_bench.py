@@ -24,9 +24,14 @@ from rag.corpus.screening import find_instructions  # noqa: E402
 
 def corpora(shared: Path) -> dict[str, list[str]]:
     bench = shared / "bench"
-    dice = [json.loads(line)["text"] for line in gzip.open(bench / "dice" / "dice_articles.jsonl.gz", "rt")]
+
+    def field(path: Path, name: str) -> list[str]:
+        with gzip.open(path, "rt", encoding="utf-8") as lines:
+            return [json.loads(line)[name] for line in lines]
+
+    dice = field(bench / "dice" / "dice_articles.jsonl.gz", "text")
     news = [p.read_text(encoding="utf-8") for p in sorted((bench / "news_qa" / "articles").glob("*.txt"))]
-    squad = [json.loads(line)["context"] for line in gzip.open(bench / "squad_it" / "corpus.jsonl.gz", "rt")]
+    squad = field(bench / "squad_it" / "corpus.jsonl.gz", "context")
     return {"DICE crime news": dice, "news_qa articles": news, "SQuAD-it paragraphs": squad}
 
 

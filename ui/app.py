@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -269,6 +270,8 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
     demo = build_app(assistant, access)
     _TEMP_DIRS[id(demo)] = temp
+    if block:  # `kill` (SIGTERM) stops the page as Ctrl-C does, so its files are deleted
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo.launch(
             server_name=host,
@@ -293,6 +296,10 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     if block:  # the server has stopped (Ctrl-C)
         stop(demo)
     return demo
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 # Each served page's temporary folder, by id of its Blocks.

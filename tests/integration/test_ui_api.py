@@ -27,7 +27,7 @@ from gradio_client import Client, handle_file
 from rag import Assistant, RagError
 from rag.config import DEFAULT_E5_DIR, DEFAULT_GGUF
 from tests.conftest import REPO, SEED, make_settings
-from ui.app import launch
+from ui.app import launch, stop
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,7 +65,7 @@ def running_app(home: Path, **overrides: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
-        demo.close()
+        stop(demo)
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -124,16 +124,18 @@ def test_uploaded_article_is_searchable_without_restart(app_url: str, tmp_path: 
     client = Client(app_url, verbose=False)
     article = tmp_path / "sagra-castagna.txt"
     article.write_text(NEW_ARTICLE, encoding="utf-8")
-    _, articles, chat = client.predict([handle_file(str(article))], "en", api_name="/upload")
+    _, articles, chat, _ = client.predict([handle_file(str(article))], "en", api_name="/upload")
     assert "La sagra della castagna di Borgo Alto" in articles and "2024-10" in articles
     assert "Article added" in message_text(chat[-1])
+    # Gradio's copy of the upload is gone: the store holds the article now.
+    assert not list(Path(os.environ["GRADIO_TEMP_DIR"]).rglob("sagra-castagna.txt"))
 
     reply = last_reply(ask(client, "Chi ha vinto il premio per la migliore torta di castagne?"))
     assert "Giulia Ferrari" in reply
 
     bad = tmp_path / "rotto.txt"
     bad.write_bytes(b"caf\xe9 \xff\xfe non utf-8")
-    _, _, chat = client.predict([handle_file(str(bad))], "en", api_name="/upload")
+    _, _, chat, _ = client.predict([handle_file(str(bad))], "en", api_name="/upload")
     notice = message_text(chat[-1])
     assert "Could not add the file: rotto.txt" in notice and "UTF-8" in notice
     assert "/tmp" not in notice
@@ -196,11 +198,15 @@ def test_concurrent_chats_with_the_embedded_model(app_url: str) -> None:
 
 
 def test_rag_ui_command_serves_the_page_with_a_password(tmp_path: Path) -> None:
-    """`rag ui` as users start it: settings from the environment, login required."""
-    home = private_home(tmp_path)
+    """`rag ui` as users start it: settings from the environment, login required, wrong
+    passwords answered ever later, and no temporary file left once it stops."""
+    home = private_home(tmp_path / "home")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     port = free_port()
     env = {
         **os.environ,
+        "TMPDIR": str(temp),
         "RAG_HOME": str(home),
         "RAG_EMBEDDING__MODEL": str(REPO / DEFAULT_E5_DIR),
         "RAG_LLM__MODEL_PATH": str(REPO / DEFAULT_GGUF),
@@ -229,9 +235,16 @@ def test_rag_ui_command_serves_the_page_with_a_password(tmp_path: Path) -> None:
             Client(url, verbose=False)
         client = Client(url, auth=("reader", "s3cret"), verbose=False)
         assert "Putin" in last_reply(ask(client, "Chi ha firmato l'accordo di mutua difesa?"))
+        t = time.monotonic()
+        for _ in range(4):
+            guess = httpx.post(url + "login", data={"username": "reader", "password": "guess"}, timeout=30)
+            assert guess.status_code != 200
+        assert time.monotonic() - t >= 3.5  # 0.5 + 0.5 + 1 + 2 s: guessing is slow
+        assert list(temp.iterdir()), "the page keeps its files in its own temporary folder"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert proc.returncode is not None and not list(temp.iterdir()), list(temp.rglob("*"))
 
 
 def test_busy_port_is_one_clear_error_before_the_models_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

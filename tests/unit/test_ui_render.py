@@ -156,7 +156,8 @@ def test_only_the_answers_own_citation_numbers_become_badges() -> None:
 def test_server_paths_are_not_shown_to_visitors() -> None:
     from ui.render import error_html, public
 
-    assert public("The chat model file /work/main/models/x.gguf is missing.") == "The chat model file x.gguf is missing."
+    message = "The chat model file /work/main/models/x.gguf is missing."
+    assert public(message) == "The chat model file x.gguf is missing."
     assert public("see http://host/a/b and 3/4") == "see http://host/a/b and 3/4"
     assert "/work" not in error_html("cannot read /work/main/index/chunks.jsonl", "en")
 

@@ -66,6 +66,8 @@ def find_instructions(text: str) -> list[Finding]:
     found = []
     for reason, pattern in _COMPILED.items():
         for m in pattern.finditer(text):
-            excerpt = " ".join(text[m.start() : m.start() + EXCERPT_CHARS].split())
+            # From the start of its sentence (or a little before), so the reader sees the context.
+            start = max(text.rfind(". ", 0, m.start()) + 2, text.rfind("\n", 0, m.start()) + 1, m.start() - 40, 0)
+            excerpt = " ".join(text[start : start + EXCERPT_CHARS].split())
             found.append(Finding(reason, m.start(), m.end(), excerpt))
     return sorted(found, key=lambda f: f.start)

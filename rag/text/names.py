@@ -7,7 +7,8 @@ one that matters. A name is a capitalised word (or an acronym) that is not a
 function word; the first word of a sentence counts unless it is a common
 opening word. Names match when equal after folding accents and case, when one
 is a prefix of the other beyond a few letters ("Russia"/"russi", "Europa"/"European"),
-or through a short table of English/Italian exonyms ("North Korea"/"Corea del Nord").
+or through a short table of English/Italian exonyms ("North Korea"/"Corea del Nord",
+"the West"/"l'Occidente"). Months and weekdays are dates, left to the number check.
 """
 
 from __future__ import annotations
@@ -28,28 +29,33 @@ _OPENERS = frozenset(
     al alla ai agli alle del della dei degli delle dal dalla dai dagli dalle con per tra fra su sul sulla
     non sì no yes not""".split()
 )
-# English -> Italian, folded: words of names that differ between the two languages.
-_EXONYMS = {
-    "north": "nord", "south": "sud", "east": "est", "west": "ovest", "korea": "corea", "korean": "coreano",
-    "koreans": "coreani", "united": "uniti", "states": "stati", "ukraine": "ucraina", "ukrainian": "ucraino",
-    "moscow": "mosca", "russian": "russo", "russians": "russi", "america": "america", "american": "americano",
-    "europe": "europa", "european": "europeo", "union": "unione", "italy": "italia", "italian": "italiano",
-    "germany": "germania", "german": "tedesco", "france": "francia", "french": "francese", "spain": "spagna",
-    "china": "cina", "chinese": "cinese", "japan": "giappone", "japanese": "giapponese", "britain": "bretagna",
-    "british": "britannico", "london": "londra", "rome": "roma", "milan": "milano", "turin": "torino",
-    "naples": "napoli", "florence": "firenze", "venice": "venezia", "genoa": "genova", "sicily": "sicilia",
-    "sardinia": "sardegna", "lombardy": "lombardia", "tuscany": "toscana", "piedmont": "piemonte",
-    "vatican": "vaticano", "pope": "papa", "kingdom": "regno", "square": "piazza", "iran": "iran",
-    "syria": "siria", "turkey": "turchia", "egypt": "egitto", "greece": "grecia", "switzerland": "svizzera",
-    "austria": "austria", "poland": "polonia", "belarus": "bielorussia", "crimea": "crimea", "nato": "nato",
-    "un": "onu", "eu": "ue", "usa": "uniti", "us": "uniti", "kremlin": "cremlino", "white": "bianca",
-    "house": "casa", "senate": "senato", "parliament": "parlamento", "government": "governo",
-    "january": "gennaio", "february": "febbraio", "march": "marzo", "april": "aprile", "may": "maggio",
-    "june": "giugno", "july": "luglio", "august": "agosto", "september": "settembre", "october": "ottobre",
-    "november": "novembre", "december": "dicembre", "monday": "lunedi", "tuesday": "martedi",
-    "wednesday": "mercoledi", "thursday": "giovedi", "friday": "venerdi", "saturday": "sabato",
-    "sunday": "domenica",
-}
+# Words of names that differ between English and Italian, folded; each group's words are one name.
+_EXONYM_GROUPS = [
+    "north nord", "south sud", "east est oriente orientale", "west ovest occidente occidentale occidentali",
+    "korea corea", "korean koreans coreano coreana coreani coreane", "united uniti", "states stati",
+    "us usa uniti", "ukraine ucraina", "ukrainian ucraino ucraina ucraini", "moscow mosca",
+    "russian russians russo russa russi", "american americans americano americana americani",
+    "europe europa", "european europeo europea europei", "union unione", "italy italia",
+    "italian italians italiano italiana italiani", "germany germania", "german germans tedesco tedesca tedeschi",
+    "france francia", "french francese francesi", "spain spagna", "china cina", "chinese cinese cinesi",
+    "japan giappone", "japanese giapponese giapponesi", "britain bretagna", "british britannico britannici",
+    "london londra", "rome roma", "milan milano", "turin torino", "naples napoli", "florence firenze",
+    "venice venezia", "genoa genova", "sicily sicilia", "sardinia sardegna", "lombardy lombardia",
+    "tuscany toscana", "piedmont piemonte", "vatican vaticano", "pope papa", "kingdom regno", "square piazza",
+    "syria siria", "turkey turchia", "egypt egitto", "greece grecia", "switzerland svizzera", "poland polonia",
+    "belarus bielorussia", "un onu", "eu ue", "kremlin cremlino", "white bianca", "house casa",
+    "senate senato", "parliament parlamento", "government governo",
+]
+_EQUIVALENTS: dict[str, set[str]] = {}
+for _group in _EXONYM_GROUPS:
+    for _word in _group.split():
+        _EQUIVALENTS.setdefault(_word, set()).update(_group.split())
+# Months and weekdays are dates, not names: "June 2024" states what "2024-06" does.
+_DATES = frozenset(
+    """january february march april may june july august september october november december gennaio
+    febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre monday tuesday
+    wednesday thursday friday saturday sunday lunedi martedi mercoledi giovedi venerdi sabato domenica""".split()
+)
 _SHARED_PREFIX = 5
 
 
@@ -59,39 +65,38 @@ def _fold(word: str) -> str:
     return "".join(c for c in folded if not unicodedata.combining(c))
 
 
-def _canonical(word: str) -> str:
-    folded = _fold(word)
-    return _EXONYMS.get(folded, folded)
-
-
 def names(text: str) -> set[str]:
-    """The folded, exonym-mapped names of ``text`` (each word of a multi-word name)."""
+    """The folded names of ``text`` (each word of a multi-word name; no dates)."""
     found: set[str] = set()
-    for i, m in enumerate(_WORD.finditer(text)):
-        word = m.group()
-        for part in re.split(r"['’-]", word):
-            if len(part) < 2 or not part[0].isupper() or _fold(part) in _OPENERS:
-                continue
-            if i == 0 and part == word and _fold(part) in _OPENERS:
-                continue
-            found.add(_canonical(part))
+    for m in _WORD.finditer(text):
+        for part in re.split(r"['’-]", m.group()):
+            folded = _fold(part)
+            if len(part) >= 2 and part[0].isupper() and folded not in _OPENERS and folded not in _DATES:
+                found.add(folded)
     return found
 
 
 def _words(text: str) -> set[str]:
-    return {_canonical(p) for w in _WORD.findall(text) for p in re.split(r"['’-]", w) if p}
+    return {_fold(p) for w in _WORD.findall(text) for p in re.split(r"['’-]", w) if p}
 
 
 def _same(name: str, word: str) -> bool:
-    """Equal, or one the other's inflection: a prefix beyond a few letters, or the same stem."""
+    """Equal, one the other's inflection (a prefix beyond a few letters, or the same stem), or
+    part of a compound ("nord" and "coreano" in "nordcoreano")."""
     if name == word:
+        return True
+    if len(name) >= 4 and (word.startswith(name) or (len(name) >= 6 and name in word)):
         return True
     if min(len(name), len(word)) < _SHARED_PREFIX:
         return False
-    return name.startswith(word) or word.startswith(name) or name[: _SHARED_PREFIX + 1] == word[: _SHARED_PREFIX + 1]
+    return name.startswith(word) or name[: _SHARED_PREFIX + 1] == word[: _SHARED_PREFIX + 1]
 
 
 def missing_names(claim: str, sentence: str) -> set[str]:
-    """Names of ``claim`` that ``sentence`` does not contain."""
+    """Names of ``claim`` that ``sentence`` does not contain (in either language)."""
     have = _words(sentence)
-    return {name for name in names(claim) if not any(_same(name, w) for w in have)}
+    return {
+        name
+        for name in names(claim)
+        if not any(_same(alias, w) for alias in _EQUIVALENTS.get(name, {name}) for w in have)
+    }

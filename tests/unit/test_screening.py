@@ -58,7 +58,11 @@ USA = "Gli Stati Uniti accusano la Corea del Nord di fornire missili e munizioni
         ("According to the article, Putin signed it in Pyongyang.", SENTENCE, set()),
         ("The United States accuse North Korea of supplying missiles to Russia.", USA, set()),
         ("North Korea is accused by the US.", USA, set()),
-        ("The Russians received missiles in June.", USA, {"giugno"}),
+        ("The Russians received missiles in June.", USA, set()),  # months are dates: the number check's
+        ("Putin criticised the West and the North Korean regime.", "Putin critica l'Occidente e il regime nordcoreano.",
+         set()),
+        ("La Corea del Nord è accusata dagli Stati Uniti.", "The United States accuse North Korea.", set()),
+        ("Mosca e Roma.", "Moscow and Milan.", {"roma"}),
     ],
 )
 def test_names_match_across_languages_and_inflections(claim: str, sentence: str, missing: set[str]) -> None:

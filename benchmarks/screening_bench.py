@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/screening_bench.py
 
-Every article of the DICE crime-news set (10,372), the news_qa articles and the
-SQuAD-it paragraphs is screened; real news should raise no flag. Prints the
+Every article of the DICE crime-news set (10,372), the news_qa articles, the
+SQuAD-it paragraphs and the English SQuAD dev paragraphs is screened; real news should raise no flag. Prints the
 counts and each flagged excerpt (data paths from ``rag eval``'s settings).
 """
 
@@ -32,7 +32,14 @@ def corpora(shared: Path) -> dict[str, list[str]]:
     dice = field(bench / "dice" / "dice_articles.jsonl.gz", "text")
     news = [p.read_text(encoding="utf-8") for p in sorted((bench / "news_qa" / "articles").glob("*.txt"))]
     squad = field(bench / "squad_it" / "corpus.jsonl.gz", "context")
-    return {"DICE crime news": dice, "news_qa articles": news, "SQuAD-it paragraphs": squad}
+    with gzip.open(bench / "squad_it" / "squad_en_dev-v1.1.rebuilt.json.gz", "rt", encoding="utf-8") as f:
+        english = [p["context"] for a in json.load(f)["data"] for p in a["paragraphs"]]
+    return {
+        "DICE crime news (it)": dice,
+        "news_qa articles (it)": news,
+        "SQuAD-it paragraphs (it)": squad,
+        "SQuAD v1.1 dev paragraphs (en)": english,
+    }
 
 
 def main() -> None:

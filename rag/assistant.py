@@ -29,6 +29,7 @@ from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import SyncReport, indexed_manifest, load_documents, sync_index
 from .search.retrieval import HybridRetriever
+from .search.stores import MANIFEST
 from .types import Answer, Document, SearchHit
 
 
@@ -75,6 +76,9 @@ class Assistant:
         self._embedder = embedder
         self._retriever = retriever
         self._models = _Models()
+        # When this process last read the index's manifest: another process (`rag ingest`,
+        # `rag remove` beside the page) that rewrites it makes the next search reload it.
+        self._seen_manifest: int | None = None
         if chat is not None:
             self._models.chats[self.settings.llm.backend] = as_backend(chat)
 
@@ -100,15 +104,25 @@ class Assistant:
         retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
         with self._lock:
             self._retriever = retriever
+            self._seen_manifest = self._manifest_stamp()
         return report
+
+    def _manifest_stamp(self) -> int | None:
+        try:
+            return (self.settings.index_dir / MANIFEST).stat().st_mtime_ns
+        except OSError:
+            return None
 
     @property
     def retriever(self) -> Retriever:
         with self._lock:
-            if self._retriever is not None:
-                return self._retriever
-        with self._write_lock:  # first use: load or build it (once, however many ask at once)
-            if self._retriever is None:
+            current = self._retriever
+            # An index given ready-made is not this process's to reload.
+            changed = self._seen_manifest is not None and self._manifest_stamp() != self._seen_manifest
+            if current is not None and not changed:
+                return current
+        with self._write_lock:  # first use, or changed by another process: load it (once, however many ask)
+            if self._retriever is None or self._manifest_stamp() != self._seen_manifest:
                 self._sync(rebuild=False, progress=False)
         assert self._retriever is not None
         return self._retriever
@@ -184,17 +198,19 @@ class Assistant:
                 matches = {d.doc_id for d in docs if d.doc_id.startswith(wanted.strip())} if wanted.strip() else set()
                 if len(matches) != 1:
                     why = "matches no article" if not matches else f"matches {len(matches)} articles"
-                    raise DocumentError(f"{wanted!r} {why}; `rag documents` lists the ids.")
+                    raise DocumentError(f"the article id {wanted!r} {why} (`rag documents` lists them).")
                 chosen |= matches
-            removed = remove_documents(chosen, self.settings.docs_dir, self.settings.max_document_bytes)
-            if removed:
+            try:
+                removed = remove_documents(chosen, self.settings.docs_dir, self.settings.max_document_bytes)
+            finally:  # the index follows the store, also when a removal stopped half-way
                 self._sync(rebuild=False, progress=False)
             return removed
 
     def _vet(self, doc: Document) -> None:
         """Refuse an article that addresses the assistant (unless allowed) or would make too many passages."""
         cfg = self.settings.ingest
-        if cfg.instructions == "refuse" and (found := find_instructions(doc.text)):
+        # The title too: one taken from the file name goes into every prompt citing the article.
+        if cfg.instructions == "refuse" and (found := find_instructions(f"{doc.title}\n{doc.text}")):
             raise DocumentError(
                 f"{doc.source}: refused, the text {found[0].reason} («{found[0].excerpt}…»). Articles are "
                 "read as data, never as instructions; set ingest.instructions = \"allow\" for a trusted source."

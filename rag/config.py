@@ -152,9 +152,9 @@ class UISettings(BaseModel):
     password: SecretStr | None = None
     language: Literal["it", "en"] = "it"
     concurrency: int = Field(4, ge=1)
-    # Who may add and remove articles from the page: "auto" = everyone when the page is
-    # served on this machine only (loopback) or behind a login, nobody otherwise; "on";
-    # "off"; "admin" = only the admin account below (the other login may only ask).
+    # Who may add and remove articles from the page: "auto" = the admin account when one is
+    # set, else everyone when the page is served on this machine only (loopback) or behind
+    # a login, nobody otherwise; "on"; "off"; "admin" = only the admin account below.
     uploads: Literal["auto", "on", "off", "admin"] = "auto"
     admin_username: str | None = None
     admin_password: SecretStr | None = None
@@ -177,6 +177,8 @@ class UISettings(BaseModel):
                 )
         if self.uploads == "admin" and not self.admin_username:
             raise ValueError('ui.uploads = "admin" needs ui.admin_username and ui.admin_password')
+        if self.admin_username and self.admin_username == self.username:
+            raise ValueError("ui.admin_username must differ from ui.username (two accounts, two passwords)")
         return self
 
 
@@ -235,7 +237,8 @@ class Settings(BaseSettings):
         return data
 
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+# Up to the last "@" before the host: a password may hold "@" itself.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s]+@", re.IGNORECASE)
 
 
 def mask_url(text: str) -> str:

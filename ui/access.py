@@ -15,6 +15,7 @@ from rag import Settings
 FAILURE_WINDOW_S = 600.0
 FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 10.0
+MAX_FAILURES_KEPT = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -38,6 +39,8 @@ class Access:
                 self.accounts[user] = secret.get_secret_value()
         self._failures: list[float] = []
         self._lock = threading.Lock()
+        # Logins are answered one at a time, so guesses sent in parallel wait for each other.
+        self._turn: asyncio.Lock | None = None
 
     @property
     def login(self) -> bool:
@@ -46,9 +49,9 @@ class Access:
     def may_change_articles(self, username: str | None) -> bool:
         """Whether this visitor may add or remove articles."""
         mode = self.ui.uploads
-        if mode == "auto":
+        if mode == "auto" and not self.ui.admin_username:
             return is_loopback(self.host) or self.login
-        if mode == "admin":
+        if mode in ("auto", "admin"):
             return username is not None and username == self.ui.admin_username
         return mode == "on"
 
@@ -63,10 +66,12 @@ class Access:
         ]
 
     def delay(self) -> float:
-        """Seconds the next login answer waits: none at first, doubling with recent failures."""
+        """Seconds a wrong password's answer waits: doubling with recent failures, up to a limit."""
         now = time.monotonic()
         with self._lock:
-            self._failures = [t for t in self._failures if now - t < FAILURE_WINDOW_S]
+            # Only the recent ones count, and no more than the limit needs (the list stays short).
+            recent = [t for t in self._failures if now - t < FAILURE_WINDOW_S]
+            self._failures = recent[-MAX_FAILURES_KEPT:]
             n = len(self._failures)
         return 0.0 if n == 0 else min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (n - 1))
 
@@ -85,10 +90,13 @@ class Access:
             return None
 
         async def check(username: str, password: str) -> bool:
-            wait = self.delay()
-            ok = self.check(username, password)
-            if not ok:
-                await asyncio.sleep(max(wait, FIRST_DELAY_S))
-            return ok
+            if self._turn is None:
+                self._turn = asyncio.Lock()
+            async with self._turn:  # parallel guesses queue here: each waits for the ones before
+                wait = self.delay()
+                ok = self.check(username, password)
+                if not ok:
+                    await asyncio.sleep(max(wait, FIRST_DELAY_S))
+                return ok
 
         return check

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -265,14 +266,17 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     for warning in access.warnings():
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     preload(assistant)
-    # Gradio keeps its copies of uploads here; the folder goes when the page stops (stop()).
-    temp = Path(tempfile.mkdtemp(prefix="rag-ui-"))
+    # Gradio keeps its copies of uploads in a folder of this page's own (inside the one the user
+    # chose, if any), deleted when the page stops (stop()); the previous setting comes back then.
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    temp = Path(tempfile.mkdtemp(prefix="rag-ui-", dir=previous))
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
     demo = build_app(assistant, access)
-    _TEMP_DIRS[id(demo)] = temp
-    if block:  # `kill` (SIGTERM) stops the page as Ctrl-C does, so its files are deleted
-        signal.signal(signal.SIGTERM, _interrupt)
+    _TEMP_DIRS[id(demo)] = (temp, previous)
     try:
+        if block and threading.current_thread() is threading.main_thread():
+            # `kill` (SIGTERM) stops the page as Ctrl-C does, so its files are deleted too.
+            signal.signal(signal.SIGTERM, _interrupt)
         demo.launch(
             server_name=host,
             server_port=port,
@@ -302,17 +306,22 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-# Each served page's temporary folder, by id of its Blocks.
-_TEMP_DIRS: dict[int, Path] = {}
+# Each served page's temporary folder and the GRADIO_TEMP_DIR before it, by id of its Blocks.
+_TEMP_DIRS: dict[int, tuple[Path, str | None]] = {}
 
 
 def stop(demo: gr.Blocks) -> None:
     """Stop serving ``demo`` and delete its temporary files (uploads included)."""
     with contextlib.suppress(Exception):
         demo.close()
-    temp = _TEMP_DIRS.pop(id(demo), None)
+    temp, previous = _TEMP_DIRS.pop(id(demo), (None, None))
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
+        if os.environ.get("GRADIO_TEMP_DIR") == str(temp):
+            if previous is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = previous
 
 
 def check_port(host: str, port: int) -> None:

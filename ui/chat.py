@@ -111,7 +111,7 @@ class ChatHandlers:
     ) -> Iterator[tuple[Any, ...]]:
         epoch = conv.epoch
         history = conversation(conv.turns)
-        # An over-long question is refused below; it is not stored or sent back whole.
+        # Shown cut until it is accepted: an over-long one is refused and never stored or sent back whole.
         shown = question if len(question) <= SHOWN_QUESTION_CHARS else question[:SHOWN_QUESTION_CHARS] + "…"
         turn = Turn(question=shown, display=f'<span class="thinking">{esc(label(lang, "thinking"))}</span>')
         conv.turns.append(turn)
@@ -144,7 +144,7 @@ class ChatHandlers:
             yield gr.skip(), chat_messages(conv.turns), conv, gr.skip(), gr.skip()
             return
         # The validated answer replaces the streamed draft.
-        turn.display, turn.answer = answer_html(answer, lang), answer.text
+        turn.question, turn.display, turn.answer = question, answer_html(answer, lang), answer.text
         sources = sources_html(answer, self.article_text, lang)
         yield gr.skip(), chat_messages(conv.turns), conv, sources, answer
 
@@ -223,7 +223,7 @@ class ChatHandlers:
                 removed = self.assistant.remove([doc_id])
                 notice = (label(lang, "removed", title=", ".join(d.title for d in removed)), True)
             except RagError as err:
-                notice = (label(lang, "upload_error", error=str(err)), False)
+                notice = (label(lang, "remove_error", error=str(err)), False)
         conv.turns.append(Turn(question=None, display=notice_html(*notice)))
         return self.articles(lang), chat_messages(conv.turns), conv, self.removable(request)
 

@@ -48,6 +48,7 @@ LABELS: dict[str, dict[str, str]] = {
         "remove_pick": "Articolo da rimuovere",
         "remove_nothing": "Scegli prima un articolo da rimuovere.",
         "removed": "Articolo rimosso: «{title}».",
+        "remove_error": "Impossibile rimuovere l'articolo: {error}",
         "settings": "Impostazioni",
         "backend": "Motore delle risposte",
         "backend_info": (
@@ -108,6 +109,7 @@ LABELS: dict[str, dict[str, str]] = {
         "remove_pick": "Article to remove",
         "remove_nothing": "Pick an article to remove first.",
         "removed": "Article removed: “{title}”.",
+        "remove_error": "Could not remove the article: {error}",
         "settings": "Settings",
         "backend": "Answer engine",
         "backend_info": (

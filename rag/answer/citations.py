@@ -28,7 +28,7 @@ import numpy as np
 
 from ..search.embedding import Encoder
 from ..search.lexical import analyze
-from ..text.names import missing_names
+from ..text.names import missing_months, missing_names
 from ..text.sentences import sentence_spans
 from ..types import Citation, SearchHit
 
@@ -181,7 +181,8 @@ class SupportChecker:
             # A name the passage never mentions is a claim it cannot support, however many other
             # words they share ("Mario Draghi ha firmato l'accordo" against "Putin ha firmato…").
             # The passage, not the sentence: a sentence may name its subject by a pronoun.
-            if missing_names(claim, self.hits[hit].text):
+            passage = self.hits[hit].text
+            if missing_names(claim, passage) or missing_months(claim, passage):
                 continue
             if ranked_as is not None and ranked is not None:
                 sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)

@@ -54,7 +54,10 @@ def remove_documents(doc_ids: set[str], docs_dir: Path, max_bytes: int) -> list[
         except DocumentError:
             continue
         if doc.doc_id in doc_ids:
-            path.unlink()
+            try:
+                path.unlink()
+            except OSError as err:  # a read-only store: what was removed so far stays removed
+                raise DocumentError(f"{path.name}: cannot be removed from {docs_dir} ({err.strerror or err}).") from err
             removed.setdefault(doc.doc_id, doc)
     return list(removed.values())
 

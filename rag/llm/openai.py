@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from ..config import mask_url
 from ..errors import BackendError
 from .langchain import LangChainBackend
 
@@ -16,11 +17,11 @@ if TYPE_CHECKING:
 
 
 def identity(cfg: LLMSettings) -> str:
-    return f"{cfg.openai_base_url} {cfg.openai_model}"
+    return f"{mask_url(cfg.openai_base_url)} {cfg.openai_model}"
 
 
 def describe(cfg: LLMSettings) -> str:
-    return f"OpenAI-compatible · {cfg.openai_model} @ {cfg.openai_base_url}"
+    return f"OpenAI-compatible · {cfg.openai_model} @ {mask_url(cfg.openai_base_url)}"
 
 
 def create(cfg: LLMSettings, home: Path) -> LangChainBackend:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ..config import Settings
 from ..corpus.chunking import CHUNKER_VERSION, chunk_document, indexed_text
 from ..corpus.documents import read_article, store_files
-from ..errors import DocumentError, IndexCorruptError, IndexWriteError
+from ..errors import DocumentError, IndexCorruptError
 from ..types import Chunk, Document
 from .embedding import Encoder
 from .stores import Manifest, VectorStore, load_store, new_store, read_manifest, write_manifest
@@ -100,10 +100,13 @@ def _folder_lock(folder: Path) -> Iterator[None]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / ".write.lock", "a")  # noqa: SIM115 - held for the whole block
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    except OSError as err:
-        raise IndexWriteError(f"cannot use the index folder {folder} ({err.strerror or err}).") from err
+    except OSError:
+        # A read-only index folder (a shared, prepared index): it can be read without the lock;
+        # a rebuild would then fail to save with its own clear IndexWriteError.
+        yield
+        return
     try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
         handle.close()  # releases the lock

@@ -44,18 +44,44 @@ _EXONYM_GROUPS = [
     "tuscany toscana", "piedmont piemonte", "vatican vaticano", "pope papa", "kingdom regno", "square piazza",
     "syria siria", "turkey turchia", "egypt egitto", "greece grecia", "switzerland svizzera", "poland polonia",
     "belarus bielorussia", "un onu", "eu ue", "kremlin cremlino", "white bianca", "house casa",
-    "senate senato", "parliament parlamento", "government governo",
+    "senate senato", "parliament parlamento", "government governo", "minister ministro ministra",
+    "prime primo", "ministry ministero", "interior interno", "court corte tribunale", "constitutional costituzionale",
+    "chamber camera", "deputies deputati", "council consiglio", "commission commissione", "president presidente",
+    "police polizia", "holy santa", "see sede", "netherlands olanda", "belgium belgio", "austria austria",
+    "portugal portogallo", "hungary ungheria", "romania romania", "norway norvegia", "sweden svezia",
+    "denmark danimarca", "finland finlandia", "ireland irlanda", "scotland scozia", "england inghilterra",
+    "israel israele", "lebanon libano", "palestinian palestinese palestinesi", "gaza gaza", "africa africa",
+    "libya libia", "tunisia tunisia", "morocco marocco", "mexico messico", "brazil brasile", "india india",
+    "army esercito", "navy marina", "air aeronautica aerea", "force forze forza", "republic repubblica",
+    "democratic democratico democratica", "party partito", "league lega", "brothers fratelli",
+    "supreme suprema", "general generale", "secretary segretario", "foreign esteri estero", "affairs affari",
+    "defence defense difesa",
 ]
+# Titles before a name are not names ("Mr Draghi" names Draghi).
+_TITLES = frozenset("mr mrs ms dr prof sig signor signora dott dottor dottoressa sen on".split())
 _EQUIVALENTS: dict[str, set[str]] = {}
 for _group in _EXONYM_GROUPS:
     for _word in _group.split():
         _EQUIVALENTS.setdefault(_word, set()).update(_group.split())
-# Months and weekdays are dates, not names: "June 2024" states what "2024-06" does.
-_DATES = frozenset(
-    """january february march april may june july august september october november december gennaio
-    febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre monday tuesday
-    wednesday thursday friday saturday sunday lunedi martedi mercoledi giovedi venerdi sabato domenica""".split()
+# Months are dates, checked by ``missing_months`` ("June 2024" states what "2024-06" does).
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            "january gennaio", "february febbraio", "march marzo", "april aprile", "may maggio", "june giugno",
+            "july luglio", "august agosto", "september settembre", "october ottobre", "november novembre",
+            "december dicembre",
+        ),
+        1,
+    )
+    for name in names.split()
+}
+_DATES = frozenset(_MONTHS) | frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday lunedi martedi mercoledi giovedi venerdi sabato "
+    "domenica".split()
 )
+# Numeric months in dates: 2024-06, 06/2024, 12/06/2024, 12.06.2024.
+_NUMERIC_MONTH = re.compile(r"\b\d{4}-(\d{1,2})\b|\b(\d{1,2})/\d{4}\b|\b\d{1,2}[/.](\d{1,2})[/.]\d{2,4}\b")
 _SHARED_PREFIX = 5
 
 
@@ -66,12 +92,21 @@ def _fold(word: str) -> str:
 
 
 def names(text: str) -> set[str]:
-    """The folded names of ``text`` (each word of a multi-word name; no dates)."""
+    """The folded names of ``text`` (each word of a multi-word name; no dates).
+
+    A capitalised word opening a sentence ("Police found…", "Sanctions against…") is a
+    name only when the next word is capitalised too ("Mario Draghi signed…"): a lone
+    capitalised opener is usually an ordinary word.
+    """
     found: set[str] = set()
-    for m in _WORD.finditer(text):
+    words = list(_WORD.finditer(text))
+    for i, m in enumerate(words):
+        opener = i == 0 or bool(re.search(r"[.!?:;]\s*$", text[words[i - 1].end() : m.start()]))
+        if opener and not (i + 1 < len(words) and words[i + 1].group()[:1].isupper()):
+            continue
         for part in re.split(r"['’-]", m.group()):
             folded = _fold(part)
-            if len(part) >= 2 and part[0].isupper() and folded not in _OPENERS and folded not in _DATES:
+            if len(part) >= 2 and part[0].isupper() and folded not in _OPENERS | _DATES | _TITLES:
                 found.add(folded)
     return found
 
@@ -90,6 +125,17 @@ def _same(name: str, word: str) -> bool:
     if min(len(name), len(word)) < _SHARED_PREFIX:
         return False
     return name.startswith(word) or name[: _SHARED_PREFIX + 1] == word[: _SHARED_PREFIX + 1]
+
+
+def missing_months(claim: str, passage: str) -> set[str]:
+    """Months ``claim`` names (in either language; "May" only capitalised, not the verb) that
+    ``passage`` states neither by name nor as a number in a date."""
+    said = {_fold(w) for w in _WORD.findall(claim) if _fold(w) in _MONTHS and (w[0].isupper() or _fold(w) != "may")}
+    if not said:
+        return set()
+    stated = {_MONTHS[w] for w in _words(passage) if w in _MONTHS}
+    stated |= {int(n) for m in _NUMERIC_MONTH.finditer(passage) for n in m.groups() if n}
+    return {month for month in said if _MONTHS[month] not in stated}
 
 
 def missing_names(claim: str, sentence: str) -> set[str]:

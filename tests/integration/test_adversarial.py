@@ -14,6 +14,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,10 +79,21 @@ def test_a_huge_title_is_refused_quickly_with_bounded_memory(home: Path) -> None
     assert not list((home / "docs_store").glob("titolo*"))
 
 
-def test_a_question_during_an_upload_is_answered_at_once(home: Path) -> None:
+def test_a_question_during_an_upload_is_answered_at_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.search.indexer import EMBED_BATCH
+
     a = Assistant(make_settings(home))
     a.index(progress=False)
     a.ask("Chi ha firmato l'accordo?", backend="extractive")  # warm: embedder and BM25 loaded
+    embedding = threading.Event()  # set once the upload's passages are being embedded
+    encode = a.embedder.encode_passages
+
+    def tracking(texts: list[str], show_progress: bool = False) -> Any:
+        if len(texts) == EMBED_BATCH:
+            embedding.set()
+        return encode(texts, show_progress)
+
+    monkeypatch.setattr(a.embedder, "encode_passages", tracking)
     paragraphs = [f"Paragrafo {i}: la cronaca cittadina riporta il fatto numero {i} con molti dettagli, "
                   f"nomi di strade, testimoni e orari diversi, per un totale di parole sufficiente. " * 3
                   for i in range(600)]
@@ -96,7 +108,7 @@ def test_a_question_during_an_upload_is_answered_at_once(home: Path) -> None:
 
     worker = threading.Thread(target=upload)
     worker.start()
-    time.sleep(3)  # embedding the long article by now
+    assert embedding.wait(timeout=120), "the upload never started embedding"
     t = time.perf_counter()
     answer = a.ask("Chi ha firmato l'accordo di mutua difesa?", backend="extractive")
     asked = time.perf_counter() - t

@@ -9,7 +9,7 @@ from typing import Any
 from rag import ANSWER_ENGINES, Answer, BackendError, ConfigError, InvalidQuestionError, Settings
 from rag.corpus.ingest import IngestReport
 from rag.types import Document
-from ui.chat import ChatHandlers, Conversation, Turn, chat_messages
+from ui.chat import ChatHandlers, Conversation, Turn, chat_messages, conversation
 
 
 class FakeAssistant:
@@ -180,6 +180,10 @@ def test_uploads_follow_the_access_rules(tmp_path: Path) -> None:
                     admin_password="pw2", uploads="admin")
     assert admin.may_change_articles("boss") and not admin.may_change_articles("ann")
     assert not _access(tmp_path, uploads="off").may_change_articles("ann")
+    # "auto" with an admin account: only the admin, wherever the page is served.
+    auto_admin = _access(tmp_path, username="ann", password="pw", admin_username="boss", admin_password="pw2")
+    assert auto_admin.may_change_articles("boss") and not auto_admin.may_change_articles("ann")
+    assert not auto_admin.may_change_articles(None)
 
 
 def test_a_refused_upload_says_so_and_its_files_are_deleted(tmp_path: Path) -> None:
@@ -219,6 +223,14 @@ def test_an_over_long_question_is_not_echoed_whole() -> None:
     assert "limit is 2,000" in conv.turns[0].display
 
 
+def test_an_accepted_long_question_stays_whole_in_the_history() -> None:
+    question = "Chi ha firmato? " + "dettagli " * 60  # 556 characters: under the limit, over the display cut
+    fake = FakeAssistant()
+    conv = _run(ChatHandlers(fake), question)[-1][2]
+    assert conv.turns[0].question == question
+    assert conversation(conv.turns) == [(question, f"Risposta a {question} [1].")]
+
+
 def test_remove_an_article_from_the_page(tmp_path: Path) -> None:
     fake = FakeAssistant()
     removed: list[list[str]] = []
@@ -229,6 +241,22 @@ def test_remove_an_article_from_the_page(tmp_path: Path) -> None:
     refused = ChatHandlers(fake, _access(tmp_path, uploads="off")).remove("new", Conversation(), "en")
     assert "not allowed" in refused[1][-1]["content"] and removed == [["new"]]
     assert not refused[3]["visible"]
+
+
+def test_wrong_passwords_sent_in_parallel_wait_for_each_other(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    access = _access(tmp_path, "0.0.0.0", username="ann", password="right")
+    check = access.auth()
+    assert check is not None
+
+    async def guesses() -> list[bool]:
+        return list(await asyncio.gather(*(check("ann", f"guess{i}") for i in range(4))))
+
+    t = time.perf_counter()
+    assert asyncio.run(guesses()) == [False] * 4
+    assert time.perf_counter() - t >= 0.5 + 0.5 + 1 + 2 - 0.1  # one after the other, not 0.5 s for all
 
 
 def test_wrong_passwords_are_answered_ever_later(tmp_path: Path) -> None:

@@ -171,3 +171,16 @@ def test_failed_index_save_keeps_the_article_and_heals(
     again = a.ingest([src])
     assert not again.added and len(again.unchanged) == 1
     assert "zebra albina" in a.search("zebra albina allo zoo", k=1)[0].text
+
+
+def test_articles_added_or_removed_by_another_process_are_seen_without_restart(home: Path, tmp_path: Path) -> None:
+    page = Assistant(make_settings(home))  # say, the chat page
+    page.index(progress=False)
+    cli = Assistant(make_settings(home))  # say, `rag ingest` / `rag remove` in another terminal
+    src = tmp_path / "zebra.txt"
+    src.write_text(ZEBRA)
+    added = cli.ingest([src]).added
+    assert "zebra albina" in page.search("zebra albina allo zoo", k=1)[0].text
+    cli.remove([added[0].doc_id])
+    assert all("zebra" not in h.text for h in page.search("zebra albina allo zoo", k=3))
+    assert {d["title"] for d in page.documents()} == {"Un accordo di mutua difesa"}

@@ -91,24 +91,41 @@ def _fold(word: str) -> str:
     return "".join(c for c in folded if not unicodedata.combining(c))
 
 
-def names(text: str) -> set[str]:
-    """The folded names of ``text`` (each word of a multi-word name; no dates).
+def name_phrases(text: str) -> list[list[str]]:
+    """The names of ``text``, each a run of capitalised words, folded ("Vladimir Putin" ->
+    ["vladimir", "putin"]); no function words, titles or dates.
 
     A capitalised word opening a sentence ("Police found…", "Sanctions against…") is a
     name only when the next word is capitalised too ("Mario Draghi signed…"): a lone
     capitalised opener is usually an ordinary word.
     """
-    found: set[str] = set()
+    phrases: list[list[str]] = []
     words = list(_WORD.finditer(text))
+    previous_end = -1
     for i, m in enumerate(words):
-        opener = i == 0 or bool(re.search(r"[.!?:;]\s*$", text[words[i - 1].end() : m.start()]))
+        gap = text[words[i - 1].end() : m.start()] if i else ""
+        opener = i == 0 or bool(re.search(r"[.!?:;]\s*$", gap))
         if opener and not (i + 1 < len(words) and words[i + 1].group()[:1].isupper()):
             continue
-        for part in re.split(r"['’-]", m.group()):
-            folded = _fold(part)
-            if len(part) >= 2 and part[0].isupper() and folded not in _OPENERS | _DATES | _TITLES:
-                found.add(folded)
-    return found
+        parts = [
+            _fold(part)
+            for part in re.split(r"['’-]", m.group())
+            if len(part) >= 2 and part[0].isupper() and _fold(part) not in _OPENERS | _DATES | _TITLES
+        ]
+        if not parts:
+            continue
+        joined = previous_end == i - 1 and phrases and not re.search(r"[^\s]", gap)
+        if joined:
+            phrases[-1].extend(parts)
+        else:
+            phrases.append(parts)
+        previous_end = i
+    return phrases
+
+
+def names(text: str) -> set[str]:
+    """Every word of the names of ``text`` (see :func:`name_phrases`)."""
+    return {word for phrase in name_phrases(text) for word in phrase}
 
 
 def _words(text: str) -> set[str]:
@@ -138,11 +155,13 @@ def missing_months(claim: str, passage: str) -> set[str]:
     return {month for month in said if _MONTHS[month] not in stated}
 
 
-def missing_names(claim: str, sentence: str) -> set[str]:
-    """Names of ``claim`` that ``sentence`` does not contain (in either language)."""
-    have = _words(sentence)
-    return {
-        name
-        for name in names(claim)
-        if not any(_same(alias, w) for alias in _EQUIVALENTS.get(name, {name}) for w in have)
-    }
+def missing_names(claim: str, passage: str) -> set[str]:
+    """Names of ``claim`` that ``passage`` does not contain (in either language). A name of
+    several words needs only its last one there: "Vladimir Putin" is named by "Putin",
+    "Prime Minister Meloni" by "Meloni"; "Mario Draghi" is not named by "Mario Rossi"."""
+    have = _words(passage)
+
+    def present(word: str) -> bool:
+        return any(_same(alias, w) for alias in _EQUIVALENTS.get(word, {word}) for w in have)
+
+    return {phrase[-1] for phrase in name_phrases(claim) if not present(phrase[-1])}

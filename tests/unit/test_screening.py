@@ -88,7 +88,8 @@ ITALIAN = (
 @pytest.mark.parametrize(
     ("claim", "sentence", "missing"),
     [
-        ("Mario Draghi ha firmato l'accordo di mutua difesa con Kim Jong-un.", SENTENCE, {"mario", "draghi"}),
+        ("Mario Draghi ha firmato l'accordo di mutua difesa con Kim Jong-un.", SENTENCE, {"draghi"}),
+        ("Vladimir Putin.", SENTENCE, set()),  # a name needs its last word there, not the first name
         ("They said Draghi signed the pact.", SENTENCE, {"draghi"}),
         ("Draghi signed the pact.", SENTENCE, set()),  # a lone capitalised opener is not taken for a name
         ("Putin signed the mutual defence pact with Kim Jong-un.", SENTENCE, set()),
@@ -106,7 +107,8 @@ ITALIAN = (
         ("Prime Minister Meloni spoke at the Interior Ministry.", ITALIAN, set()),
         ("The Constitutional Court and the Chamber of Deputies commented.", ITALIAN, set()),
         ("The Holy See commented, and Mr Meloni too.", ITALIAN, set()),
-        ("The Netherlands and Belgium agree with Mario Draghi.", ITALIAN, {"mario", "draghi"}),
+        ("The Netherlands and Belgium agree with Mario Draghi.", ITALIAN, {"draghi"}),
+        ("Mario Rossi signed it.", SENTENCE + " Mario Bianchi.", {"rossi"}),
     ],
 )
 def test_names_match_across_languages_and_inflections(claim: str, sentence: str, missing: set[str]) -> None:

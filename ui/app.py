@@ -257,8 +257,16 @@ def preload(assistant: Assistant) -> None:
         log.warning("the chat model is not available: %s", problem)
 
 
-def launch(assistant: Assistant, host: str | None = None, port: int | None = None, *, block: bool = True) -> gr.Blocks:
-    """Serve the page (``rag ui``). ``block=False`` returns once the server is up (tests)."""
+def launch(
+    assistant: Assistant,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    block: bool = True,
+    temp_dir: Path | None = None,
+) -> gr.Blocks:
+    """Serve the page (``rag ui``). ``block=False`` returns once the server is up (tests).
+    ``temp_dir``: the page's temporary folder, when the caller made it (deleted by ``stop``)."""
     ui = assistant.settings.ui
     host, port = host or ui.host, port or ui.port
     check_port(host, port)  # before the models load, not a minute later
@@ -269,7 +277,7 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     # Gradio keeps its copies of uploads in a folder of this page's own (inside the one the user
     # chose, if any), deleted when the page stops (stop()); the previous setting comes back then.
     previous = os.environ.get("GRADIO_TEMP_DIR")
-    temp = Path(tempfile.mkdtemp(prefix="rag-ui-", dir=previous))
+    temp = temp_dir or Path(tempfile.mkdtemp(prefix="rag-ui-", dir=previous))
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
     demo = build_app(assistant, access)
     _TEMP_DIRS[id(demo)] = (temp, previous)

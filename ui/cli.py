@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from rag import ANSWER_ENGINES
@@ -11,10 +15,18 @@ from rag import ANSWER_ENGINES
 def cmd_ui(args: argparse.Namespace) -> int:
     from rag.cli import assistant_for
 
-    assistant = assistant_for(args)  # sets the process environment before Gradio loads
-    from .app import launch
+    # Before Gradio and torch load: the folders they write at import go into the page's own
+    # temporary folder, which is deleted when the page stops (inside the user's, if set).
+    temp = Path(tempfile.mkdtemp(prefix="rag-ui-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+    os.environ["GRADIO_TEMP_DIR"] = str(temp)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(temp / "torchinductor"))
+    try:
+        assistant = assistant_for(args)  # sets the rest of the process environment
+        from .app import launch
 
-    launch(assistant, host=args.host, port=args.port)
+        launch(assistant, host=args.host, port=args.port, temp_dir=temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     return 0
 
 

@@ -214,6 +214,7 @@ def test_rag_ui_command_serves_the_page_with_a_password(tmp_path: Path) -> None:
         "RAG_UI__USERNAME": "reader",
         "RAG_UI__PASSWORD": "s3cret",
     }
+    env.pop("GRADIO_TEMP_DIR", None)  # this test process's own page (a fixture) must not decide where
     rag = Path(sys.executable).with_name("rag")
     proc = subprocess.Popen(
         [str(rag), "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -197,9 +197,9 @@ class ChatHandlers:
             for d in report.unchanged:
                 notices.append((label(lang, "unchanged", title=d.title), True))
             for e in report.errors:
-                notices.append((label(lang, "upload_error", error=_short_paths(e, paths)), False))
+                notices.append((label(lang, "upload_error", error=e), False))
         except RagError as err:
-            notices.append((label(lang, "upload_error", error=_short_paths(str(err), paths)), False))
+            notices.append((label(lang, "upload_error", error=str(err)), False))
         except Exception:
             log.exception("ingesting %s failed", paths)
             notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False))
@@ -260,10 +260,3 @@ def _delete_uploads(paths: list[str]) -> None:
             path.parent.rmdir()  # Gradio makes one folder per file; fails harmlessly if not empty
         except OSError:
             pass
-
-
-def _short_paths(message: str, paths: list[str]) -> str:
-    """Upload errors name Gradio's temporary copy; users know the file by its name."""
-    for p in paths:
-        message = message.replace(str(p), Path(p).name)
-    return message

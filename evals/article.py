@@ -99,6 +99,8 @@ def run_backend(
                 "refusal_reason": a.refusal_reason,
                 "fallback_reason": a.fallback_reason,
                 "seconds": round(g.seconds, 2),
+                # Whether it would be right with the relevance threshold off (the sweep's input).
+                "correct_past_gate": sweep_items[-1][2],
             }
         )
     precision, recall = citation_precision_recall(pairs)

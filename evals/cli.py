@@ -82,6 +82,19 @@ def add_eval_parser(subparsers: Any) -> None:
     _common(a)
     a.set_defaults(func=cmd_article)
 
+    n = sub.add_parser(
+        "news", help="news QA: each article its own one-article corpus; per language and kind of error"
+    )
+    n.add_argument("file", nargs="?", type=Path, default=cfg.news_questions,
+                   help="questions with an \"article\" field (news_dev.jsonl format)")
+    n.add_argument("--articles", type=Path, default=None,
+                   help="folder of the <article>.txt files (default: articles/ beside the questions)")
+    n.add_argument("--only", nargs="+", default=None, metavar="ARTICLE", help="these articles' questions only")
+    n.add_argument("--lang", choices=("it", "en"), default=None, help="questions in this language only")
+    _backends(n, "default: the configured backend")
+    _common(n)
+    n.set_defaults(func=cmd_news)
+
     r = sub.add_parser("retrieval", help="recall@k and MRR on SQuAD-it, it→it and en→it, with baselines")
     _squad_inputs(r, cfg)
     r.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
@@ -224,6 +237,72 @@ def cmd_article(args: argparse.Namespace) -> int:
         print(json.dumps(_article_totals(payload), indent=2))
     else:
         _print_article(payload)
+    return 0
+
+
+# --- news -----------------------------------------------------------------------------
+def _news(ctx: _Ctx, file: Path) -> dict[str, Any]:
+    from .news import evaluate_news
+
+    a = ctx.args
+    questions = [
+        q for q in load_article_questions(file)
+        if (a.only is None or q.article in a.only) and (a.lang is None or q.lang == a.lang)
+    ]
+    if not questions:
+        raise EvalInputError(f"{file}: no questions left after --only/--lang.")
+    result = evaluate_news(
+        ctx.settings,
+        questions,
+        articles_dir=a.articles or file.parent / "articles",
+        home=ctx.cache / "news",
+        backends=ctx.backends([ctx.settings.llm.backend]),
+        thresholds=_thresholds(ctx.cfg),
+        progress=ctx.progress,
+        log=ctx.log,
+    )
+    payload = {"questions_file": str(file), "settings": _answer_settings(ctx.settings), **result}
+    ctx.publish("news", payload)
+    return payload
+
+
+def _answer_settings(settings: Settings) -> dict[str, Any]:
+    """The knobs that decide answers, recorded with the results."""
+    return {"retrieval": settings.retrieval.model_dump(), "llm": settings.llm.model_dump(mode="json")}
+
+
+def _print_news(payload: dict[str, Any]) -> None:
+    for run in payload["runs"]:
+        s = run["summary"]
+        print(f"\nNews QA — backend {run['backend']}, {len(payload['articles'])} one-article corpora")
+        for q in run["questions"]:
+            if q["error"]:
+                why = f": {q['refusal_reason']}" if q["refusal_reason"] and not q["unanswerable"] else ""
+                print(f"  FAIL {q['id']} {q['lang']} [{q['error']}{why}]  {q['question']}")
+                print(f"       → {q['answer'][:200]}")
+        print(f"  {'':5} {'answerable right':>18} {'unanswerable refused':>22}")
+        for lang, t in s["by_language"].items():
+            if t["answerable"] or t["unanswerable"]:
+                print(f"  {lang:5} {t['answerable_correct']:>8}/{t['answerable']:<3} ({_pct(t['answerable_rate'])})"
+                      f" {t['unanswerable_refused']:>10}/{t['unanswerable']:<3} ({_pct(t['unanswerable_rate'])})")
+        print("  errors: " + (", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "none"))
+        if s["false_refusal_causes"]:
+            print("  false refusals by cause: " + ", ".join(f"{k} {v}" for k, v in s["false_refusal_causes"].items()))
+        print(f"  median {s['median_seconds']:.1f}s per question")
+        _print_sweep(run["threshold"])
+
+
+def _pct(rate: float | None) -> str:
+    return "  –  " if rate is None else f"{rate:5.1%}"
+
+
+def cmd_news(args: argparse.Namespace) -> int:
+    ctx = _Ctx(args)
+    payload = _news(ctx, args.file)
+    if args.json:
+        print(json.dumps({r["backend"]: r["summary"] for r in payload["runs"]}, indent=2))
+    else:
+        _print_news(payload)
     return 0
 
 

@@ -52,6 +52,8 @@ class ArticleQuestion:
     expect_any: tuple[tuple[str, ...], ...] = ()
     gold: str | None = None
     unanswerable: bool = False
+    # The article file (stem) it is about, in sets of one-article corpora (news_qa).
+    article: str | None = None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -166,6 +168,7 @@ def load_article_questions(path: Path) -> list[ArticleQuestion]:
                 expect_any=tuple(tuple(str(a) for a in g) for g in r.get("expect_any", [])),
                 gold=None if unanswerable else str(r["gold"]),
                 unanswerable=unanswerable,
+                article=str(r["article"]) if r.get("article") is not None else None,
             )
         )
     return out

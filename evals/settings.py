@@ -25,6 +25,7 @@ class EvalSettings(BaseSettings):
     shared_dir: Path = Field(Path("../shared"), validation_alias=AliasChoices("RAG_EVAL_SHARED_DIR", "RAG_SHARED_DIR"))
     # Each defaults to its place in shared_dir.
     article_questions: Path | None = None
+    news_questions: Path | None = None
     corpus: Path | None = None
     squad_questions: Path | None = None
     # Answer benchmark: questions sampled from the dev set, each asked in Italian and English.
@@ -45,6 +46,7 @@ class EvalSettings(BaseSettings):
         self.shared_dir = shared
         defaults = {
             "article_questions": "bench/article_dev.jsonl",
+            "news_questions": "bench/news_qa/news_dev.jsonl",
             "corpus": "bench/squad_it/corpus.jsonl.gz",
             "squad_questions": "bench/squad_it/dev_questions.jsonl",
         }

@@ -152,8 +152,12 @@ class Assistant:
     def derive(self, *, settings: Settings | None = None, retriever: Retriever | None = None) -> Assistant:
         """An assistant sharing this one's models (embedder, chat backends) and, unless
         ``retriever`` is given, its index; with other ``settings`` if given (e.g. another
-        refusal threshold: what the index was built with must stay the same)."""
-        other = Assistant(settings or self.settings, embedder=self._embedder, retriever=retriever or self._retriever)
+        refusal threshold: what the index was built with must stay the same). Settings with
+        other folders (``docs_dir``/``index_dir``) get their own index, still sharing the models."""
+        settings = settings or self.settings
+        same_folders = (settings.docs_dir, settings.index_dir) == (self.settings.docs_dir, self.settings.index_dir)
+        shared = self._retriever if same_folders else None
+        other = Assistant(settings, embedder=self._embedder, retriever=retriever or shared)
         other._models = self._models  # a model loaded by either serves both
         return other
 

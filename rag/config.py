@@ -131,6 +131,11 @@ class LLMSettings(BaseModel):
     # and refuse when it says no (rag/answer/check.py): it catches answers made from a
     # related passage when the one holding the answer is missing. Costs one short call.
     answer_check: bool = True
+    # When every indexed passage fits in this many tokens (about one or two articles), the
+    # model reads them all, in a fixed order, instead of the retrieved ones: it cannot
+    # miss the passage holding the answer, and each prompt starts the same, so the
+    # passages are read once per language (prompt_cache_mb). 0 always uses retrieval.
+    whole_corpus_tokens: int = Field(2500, ge=0)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(200, ge=16)
     timeout_s: float = Field(120.0, gt=0)
@@ -139,6 +144,13 @@ class LLMSettings(BaseModel):
     n_ctx: int = Field(4096, ge=512)
     n_threads: int | None = None
     use_grammar: bool = True
+    # Memory for snapshots of recently read prompts (rag/llm/llama_cache.py): with an
+    # article shown whole, each language's passages are read once, not per question.
+    # About 29 KB a token with the default model; 0 turns the snapshots off.
+    prompt_cache_mb: int = Field(256, ge=0)
+    # Long prompts' snapshots are also saved here (as much again on disk), so a new process
+    # (`rag ask`) finds the article already read; "" keeps them in memory only.
+    prompt_cache_dir: str = "index/prompt-states"
     # OpenAI-compatible server
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local-model"

@@ -125,6 +125,8 @@ class Answer:
     searched_for: str = ""
     # The question translated into the articles' language, searched beside it.
     translated_query: str | None = None
+    # The model read every indexed passage, not only ``passages`` (llm.whole_corpus_tokens).
+    read_whole_corpus: bool = False
     note: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -133,6 +135,7 @@ class Answer:
             "question": self.question,
             "searched_for": self.searched_for,
             "translated_query": self.translated_query,
+            "read_whole_corpus": self.read_whole_corpus,
             "answer": self.text,
             "language": self.language,
             "answerable": self.answerable,

@@ -32,7 +32,7 @@ from .citations import SupportChecker, render
 from .extractive import extractive_claims
 from .followup import History, condense_question
 from .gate import Verdict, judge
-from .generation import VerifiedClaims, generate_checked
+from .generation import VerifiedClaims, format_passage, generate_checked
 from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
 from .translate import translate_question
 
@@ -45,6 +45,8 @@ NOT_ANSWERED = "the sentences the answer cites do not answer the question (answe
 OTHER_SCRIPT = "the question is not written in the Latin alphabet (only Italian and English are supported)"
 
 Stream = Generator[str | Answer, None, None]
+# No passage is shorter (chunking's minimum size): bounds the corpus size worth counting.
+MIN_PASSAGE_TOKENS = 20
 
 
 class Retriever(Protocol):
@@ -124,7 +126,11 @@ class AnswerPipeline:
             yield run.refuse(verdict.reason)
             return
         # After the gate (calibrated on the question alone), so refusals stay LLM-free.
-        run.translate()
+        # A corpus small enough is shown whole (retrieval can then not miss, and the
+        # model's prompt starts the same for every question); else the retrieved passages,
+        # found again with the question's translation.
+        if not run.show_whole_corpus():
+            run.translate()
         claims = yield from run.generate()
         if run.chat is not None:  # the model answered: it did not fail or time out
             # It read the passages and found no answer, or wrote one that no passage
@@ -156,6 +162,8 @@ class _Run:
     searched_for: str = ""
     translated_query: str | None = None
     hits: list[SearchHit] = field(default_factory=list)
+    # What the model reads and cites: the retrieved hits, or every passage (show_whole_corpus).
+    shown: list[SearchHit] = field(default_factory=list)
     relevance: float | None = None
     checker: SupportChecker | None = None
     notes: list[str] = field(default_factory=list)
@@ -191,6 +199,7 @@ class _Run:
             relevance=self.relevance,
             searched_for=self.searched_for,
             translated_query=self.translated_query,
+            read_whole_corpus=self.shown is not self.hits,
             note=" ".join(self.notes) or None,
             timings=dict(self.timings),
         )
@@ -200,7 +209,7 @@ class _Run:
 
     def cite(self, claims: VerifiedClaims) -> Answer:
         """The claims with their citations, or a refusal when none could be cited."""
-        text, citations = render(claims, self.hits)
+        text, citations = render(claims, self.shown)
         return self.finish(text, citations=citations, answerable=True) if citations else self.refuse(UNCITED)
 
     # steps ----------------------------------------------------------------------
@@ -222,11 +231,30 @@ class _Run:
         retriever = self.pipeline.retriever
         self.hits = retriever.search(self.searched_for, self.k, also=also)
         self.timings["retrieval"] = self.timings.get("retrieval", 0.0) + time.perf_counter() - t
-        # The retriever already embedded these passages' sentences for its re-score.
-        self.checker = SupportChecker(
-            self.hits, retriever.embedder, retriever.sentence_vectors([h.chunk for h in self.hits])
-        )
+        self._show(self.hits)
         return len(retriever) > 0
+
+    def _show(self, hits: list[SearchHit]) -> None:
+        self.shown = hits
+        # The retriever already embedded these passages' sentences (re-score, earlier questions).
+        retriever = self.pipeline.retriever
+        self.checker = SupportChecker(hits, retriever.embedder, retriever.sentence_vectors([h.chunk for h in hits]))
+
+    def show_whole_corpus(self) -> bool:
+        """Show the model every indexed passage, in the index's order, when they fit in
+        ``llm.whole_corpus_tokens`` (one article, or a few); True when it did."""
+        limit = self.settings.llm.whole_corpus_tokens
+        retriever = self.pipeline.retriever
+        if self.chat is None or not limit or len(retriever) > limit // MIN_PASSAGE_TOKENS:
+            return False
+        every = retriever.search(self.searched_for, len(retriever))
+        if len(every) < len(retriever):  # a lexical-only search leaves out passages without its words
+            return False
+        every.sort(key=lambda h: (h.doc_id, h.chunk.start))  # a fixed order: the prompt's start never changes
+        if sum(self.chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)) > limit:
+            return False
+        self._show(every)
+        return True
 
     def gate(self) -> Verdict:
         assert self.checker is not None
@@ -267,7 +295,7 @@ class _Run:
         try:
             return (
                 yield from generate_checked(
-                    self.chat, self.searched_for, self.lang, self.hits, self.checker, self.settings.llm, first_token
+                    self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token
                 )
             )
         except BackendError as err:
@@ -279,7 +307,7 @@ class _Run:
         they do not answer the question (``llm.answer_check``; rag/answer/check.py)."""
         if not self.settings.llm.answer_check or self.chat is None:
             return True
-        quotes = [self.hits[s.hit].text[s.start : s.end] for _, supports in claims for s in supports]
+        quotes = [self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports]
         t = time.perf_counter()
         verdict = cited_text_answers(
             self.chat, self.searched_for, list(dict.fromkeys(quotes)), self.settings.llm.timeout_s

@@ -33,6 +33,8 @@ class LlamaCppBackend(ChatBackend):
         n_threads: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = 200,
+        prompt_cache_mb: int = 0,
+        prompt_cache_dir: Path | None = None,
     ) -> None:
         if not model_path.is_file():
             raise ModelNotFoundError(
@@ -49,7 +51,10 @@ class LlamaCppBackend(ChatBackend):
             ) from err
         threads = n_threads or max(1, os.cpu_count() or 1)
         try:
-            self.llama = llama_class(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+            self.llama = llama_class(
+                model_path=str(model_path), n_ctx=n_ctx, n_threads=threads, verbose=False,
+                prefix_cache_bytes=prompt_cache_mb * 2**20, prefix_cache_dir=prompt_cache_dir,
+            )
         except (ValueError, RuntimeError, OSError) as err:
             raise ModelNotFoundError(
                 f"{model_path}: the model file could not be loaded ({err}); is it a valid GGUF?"
@@ -90,6 +95,7 @@ class LlamaCppBackend(ChatBackend):
 
     def close(self) -> None:
         with self._lock:
+            self.llama.prefix_states.flush()
             self.llama.close()
 
 
@@ -102,8 +108,7 @@ def describe(cfg: LLMSettings) -> str:
 
 
 def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
-    path = Path(cfg.model_path).expanduser()
-    path = path if path.is_absolute() else home / path
+    path = _resolve(cfg.model_path, home)
     if cfg.model_path == DEFAULT_GGUF and not path.exists():
         raise ModelNotFoundError(
             f"The embedded chat model is not prepared yet ({path}). Run the README set-up command "
@@ -115,4 +120,11 @@ def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
         n_threads=cfg.n_threads,
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
+        prompt_cache_mb=cfg.prompt_cache_mb,
+        prompt_cache_dir=_resolve(cfg.prompt_cache_dir, home) if cfg.prompt_cache_dir else None,
     )
+
+
+def _resolve(path: str, home: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else home / p

@@ -51,3 +51,41 @@ def test_plain_llama_cpp_reuse_changes_the_logits() -> None:
 
     cold, warm = _last_logits_cold_and_warm(Llama)
     assert not np.array_equal(cold, warm)
+
+
+def test_snapshots_in_memory_and_on_disk_give_the_same_logits(tmp_path: Path) -> None:
+    """An article read once, then a question after it: the same logits read fresh, after another
+    prompt evicted it (restored from memory), and in a new process (restored from disk)."""
+    path = REPO / DEFAULT_GGUF
+    if not path.is_file():
+        pytest.fail("the embedded chat model is not prepared (run the README set-up)")
+    llama_class = aligned_llama_class()
+
+    def load(cache_mb: int) -> object:
+        return llama_class(model_path=str(path), n_ctx=2048, n_threads=2, logits_all=True, verbose=False,
+                           prefix_cache_bytes=cache_mb * 2**20, prefix_cache_dir=tmp_path if cache_mb else None)
+
+    text = next(SEED.glob("*.txt")).read_text(encoding="utf-8")
+    plain = load(0)
+    article = plain.tokenize(text.encode())[:560]
+    question = plain.tokenize(b" Chi ha firmato?", add_bos=False)
+    other = plain.tokenize(b"Una domanda del tutto diversa, senza l'articolo.")
+
+    def last(llm: object, p: list[int]) -> np.ndarray:
+        next(llm.generate(p, temp=0.0))
+        return llm.scores[len(p) - 1].copy()
+
+    fresh = last(plain, article + question)
+    plain.close()
+    cached = load(256)
+    last(cached, article)  # read once: snapshot kept and saved
+    last(cached, other)  # the live context now holds another prompt
+    assert np.array_equal(last(cached, article + question), fresh)
+    cached.prefix_states.flush()
+    cached.close()
+    assert list(tmp_path.glob("*.state"))
+    restarted = load(256)
+    found, reach = restarted.prefix_states.best(np.asarray(article + question, dtype=np.intc))
+    assert found is not None and reach >= 512
+    assert np.array_equal(last(restarted, article + question), fresh)
+    restarted.close()

@@ -13,7 +13,7 @@ import pytest
 from rag import Answer, BackendError, InvalidQuestionError
 from rag.answer.pipeline import DECLINED, NOT_ANSWERED, UNVERIFIED
 from rag.answer.prompts import EMPTY_STORE, NO_ANSWER, REFUSAL
-from tests.fakes import DownChat, EndlessChat, MustNotBeCalled, ScriptedChat, fake_assistant, recording
+from tests.fakes import ARTICLE, DownChat, EndlessChat, MustNotBeCalled, ScriptedChat, fake_assistant, recording
 
 QUESTION_IT = "Chi ha firmato l'accordo di mutua difesa?"
 
@@ -177,11 +177,45 @@ def test_follow_up_without_a_model_is_searched_with_the_previous_question(tmp_pa
 def test_question_is_translated_into_the_articles_language_and_searched_again(tmp_path: Path) -> None:
     reply = "Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1]."
     chat = ScriptedChat("Chi ha firmato l'accordo di mutua difesa?", reply)
-    a = fake_assistant(tmp_path, chat, retrieval={"translate_query": True}).ask(
-        "Who signed the mutual defence pact?"
-    )
+    a = fake_assistant(
+        tmp_path, chat, retrieval={"translate_query": True}, llm={"whole_corpus_tokens": 0}
+    ).ask("Who signed the mutual defence pact?")
     assert a.translated_query == "Chi ha firmato l'accordo di mutua difesa?" and "translation" in a.timings
     assert chat.calls[0]["stop"] == ["\n"] and a.citations[0].quote.startswith("Putin ha firmato")
+    assert not a.read_whole_corpus
+
+
+def _passages_shown(call: dict) -> str:
+    """The passages part of an answer prompt (between its heading and the question)."""
+    user = str(call["messages"][-1].content)
+    return user.split("\n", 1)[1].rsplit("\n\n", 1)[0]
+
+
+def test_a_small_corpus_is_shown_whole_in_a_fixed_order_without_translating(tmp_path: Path) -> None:
+    chat = ScriptedChat(
+        "Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1].",
+        "Kim ha offerto il suo pieno sostegno all'intervento russo [2].",
+    )
+    assistant = fake_assistant(tmp_path, chat, retrieval={"translate_query": True, "k": 1})
+    first = assistant.ask("Who signed the mutual defence pact?")
+    second = assistant.ask("Chi ha offerto pieno sostegno all'intervento russo?")
+    # Both prompts hold all three passages in article order, whatever retrieval ranked first:
+    # the prompt starts the same for every question, so the model reads the article once.
+    shown = [_passages_shown(c) for c in chat.calls]
+    assert len(chat.calls) == 2 and shown[0] == shown[1]  # no translation call
+    assert [shown[0].index(p[:30]) for p in ARTICLE] == sorted(shown[0].index(p[:30]) for p in ARTICLE)
+    assert first.read_whole_corpus and first.translated_query is None
+    assert second.citations[0].quote.startswith("Kim ha offerto")
+    # What is listed as retrieved stays the retrieval's top k.
+    assert len(second.passages) == 1 and second.passages[0].text.startswith("Kim ha offerto")
+
+
+def test_a_corpus_past_the_limit_gets_the_retrieved_passages(tmp_path: Path) -> None:
+    chat = ScriptedChat("Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1].")
+    a = fake_assistant(tmp_path, chat, retrieval={"k": 1}, llm={"whole_corpus_tokens": 40}).ask(
+        "Who signed the mutual defence pact?"
+    )
+    assert not a.read_whole_corpus and _passages_shown(chat.calls[0]).count("«") == 1
 
 
 def test_extractive_engine_quotes_without_any_model(tmp_path: Path) -> None:

@@ -88,6 +88,7 @@ def run_backend(
                 "correct": v.correct,
                 "failed": v.failures() if not q.unanswerable else ([] if v.correct else ["refusal"]),
                 "answer": a.text,
+                "draft": g.draft,
                 "answer_language": a.language,
                 "answerable": a.answerable,
                 "citations": [{"number": c.number, "quote": c.quote, "chunk_id": c.chunk_id} for c in a.citations],

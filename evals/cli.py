@@ -280,6 +280,8 @@ def _print_news(payload: dict[str, Any]) -> None:
                 why = f": {q['refusal_reason']}" if q["refusal_reason"] and not q["unanswerable"] else ""
                 print(f"  FAIL {q['id']} {q['lang']} [{q['error']}{why}]  {q['question']}")
                 print(f"       → {q['answer'][:200]}")
+                if q["draft"] and not q["answerable"]:
+                    print(f"       (the model wrote: {q['draft'][:200]})")
         print(f"  {'':5} {'answerable right':>18} {'unanswerable refused':>22}")
         for lang, t in s["by_language"].items():
             if t["answerable"] or t["unanswerable"]:

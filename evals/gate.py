@@ -39,18 +39,25 @@ class GatedAnswer:
     relevance: float  # the score the gate compared (best_relevance)
     gated: bool  # refused by the relevance threshold
     past_gate: Answer  # the answer without the threshold (``answer`` unless gated)
+    draft: str = ""  # what the model wrote, before the checks (why a refusal happened)
 
 
 def ask_through_gate(assistant: Assistant, ungated: Assistant, question: str, backend: str) -> GatedAnswer:
     """Ask ``assistant``; when its threshold refused, ask ``ungated`` (``without_gate``) too,
     since the trade-off needs the outcome past the gate."""
     t = time.perf_counter()
-    a = assistant.ask(question, backend=backend)
+    draft, a = "", None
+    for item in assistant.ask_stream(question, backend=backend):
+        if isinstance(item, Answer):
+            a = item
+        else:
+            draft += item
+    assert a is not None
     seconds = time.perf_counter() - t
     best = best_relevance(a)
     gated = bool(a.passages) and best < assistant.settings.retrieval.min_relevance
     past = ungated.ask(question, backend=backend) if gated else a
-    return GatedAnswer(a, seconds, best, gated, past)
+    return GatedAnswer(a, seconds, best, gated, past, draft)
 
 
 @dataclass(frozen=True)

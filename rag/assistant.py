@@ -32,6 +32,9 @@ from .search.retrieval import HybridRetriever
 from .search.stores import MANIFEST
 from .types import Answer, Document, SearchHit
 
+# Folder of the index where the chat model's prompt states are saved (llm.prompt_cache_dir).
+PROMPT_STATES = "prompt-states"
+
 
 @dataclass
 class _Models:
@@ -134,17 +137,22 @@ class Assistant:
             raise ConfigError("The extractive answer engine uses no chat model.")
         with self._models.lock:
             if name not in self._models.chats:
-                self._models.chats[name] = create_backend(name, self.settings.llm, self.settings.home)
+                llm = self.settings.llm
+                if not llm.prompt_cache_dir:  # saved prompt states live with the index they were read from
+                    llm = llm.model_copy(update={"prompt_cache_dir": str(self.settings.index_dir / PROMPT_STATES)})
+                self._models.chats[name] = create_backend(name, llm, self.settings.home)
             return self._models.chats[name]
 
     def warm_up(self) -> list[str]:
-        """Load the index and the configured chat model before the first question; returns
-        what could not be loaded (the answers then fall back to quotes, saying why)."""
-        self.retriever  # noqa: B018 - builds or loads the index
+        """Load the index and the configured chat model before the first question, and have
+        the model read the articles when they are shown whole (``AnswerPipeline.prime``);
+        returns what could not be loaded (the answers then fall back to quotes, saying why)."""
+        retriever = self.retriever
         if self.settings.llm.backend == EXTRACTIVE:
             return []
         try:
-            self.chat_backend()
+            chat = self.chat_backend()
+            AnswerPipeline(self.settings, retriever, chat.name, chat=chat).prime()
         except RagError as err:
             return [str(err)]
         return []

@@ -149,8 +149,9 @@ class LLMSettings(BaseModel):
     # About 29 KB a token with the default model; 0 turns the snapshots off.
     prompt_cache_mb: int = Field(256, ge=0)
     # Long prompts' snapshots are also saved here (as much again on disk), so a new process
-    # (`rag ask`) finds the article already read; "" keeps them in memory only.
-    prompt_cache_dir: str = "index/prompt-states"
+    # (`rag ask`) finds the article already read. "" is prompt-states/ in the index folder;
+    # "off" keeps them in memory only.
+    prompt_cache_dir: str = ""
     # OpenAI-compatible server
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local-model"

@@ -247,11 +247,11 @@ def _header(lang: str) -> str:
 
 
 def preload(assistant: Assistant) -> None:
-    """Index and chat model into memory before the first visitor.
-
-    Loading the model here, once, also keeps concurrent first questions from
-    waiting on it. A model that fails to load is not fatal: the answers fall
-    back to quotes, with a note saying why.
+    """Index and chat model into memory (and the articles read, when shown whole) before
+    the first visitor, in a thread beside the page: it is served at once, and a question
+    asked meanwhile waits for what it needs instead of loading it a second time.
+    A model that fails to load is not fatal: the answers fall back to quotes, with a
+    note saying why.
     """
     for problem in assistant.warm_up():
         log.warning("the chat model is not available: %s", problem)
@@ -273,7 +273,7 @@ def launch(
     access = Access(assistant.settings, host)
     for warning in access.warnings():
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    preload(assistant)
+    threading.Thread(target=preload, args=(assistant,), name="preload", daemon=True).start()
     # Gradio keeps its copies of uploads in a folder of this page's own (inside the one the user
     # chose, if any), deleted when the page stops (stop()); the previous setting comes back then.
     previous = os.environ.get("GRADIO_TEMP_DIR")

@@ -32,7 +32,7 @@ from .citations import SupportChecker, render
 from .extractive import extractive_claims
 from .followup import History, condense_question
 from .gate import Verdict, judge
-from .generation import VerifiedClaims, format_passage, generate_checked
+from .generation import VerifiedClaims, answer_messages, format_passage, generate_checked
 from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
 from .translate import translate_question
 
@@ -64,6 +64,8 @@ class Retriever(Protocol):
 
     def passage_counts(self) -> dict[str, int]: ...
 
+    def all_passages(self) -> list[SearchHit]: ...
+
 
 def validate_query(text: object, max_chars: int) -> str:
     """The stripped query, or a clear InvalidQuestionError."""
@@ -94,6 +96,30 @@ class AnswerPipeline:
     engine: str = EXTRACTIVE
     chat: ChatBackend | None = None
     open_chat: Callable[[], ChatBackend] | None = None
+
+    def whole_corpus(self, chat: ChatBackend) -> list[SearchHit] | None:
+        """Every indexed passage, in a fixed order (the prompt's start then never changes),
+        when together they fit in ``llm.whole_corpus_tokens``; else None."""
+        limit = self.settings.llm.whole_corpus_tokens
+        if not limit or not 0 < len(self.retriever) <= limit // MIN_PASSAGE_TOKENS:
+            return None
+        every = self.retriever.all_passages()
+        if sum(chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)) > limit:
+            return None
+        return every
+
+    def prime(self, languages: Sequence[str] = SUPPORTED) -> list[str]:
+        """Have the chat model read the start of each language's answer prompt now (whole-corpus
+        mode), so the first question only costs its own words; returns the languages read."""
+        if self.chat is None or not self.chat.reuses_prompt_state:
+            return []
+        every = self.whole_corpus(self.chat)
+        if not every:
+            return []
+        for lang in languages:
+            prompt = answer_messages("", every, lang)
+            self.chat.complete(prompt, timeout_s=self.settings.llm.timeout_s, max_tokens=1)
+        return list(languages)
 
     def stream(
         self,
@@ -243,18 +269,10 @@ class _Run:
     def show_whole_corpus(self) -> bool:
         """Show the model every indexed passage, in the index's order, when they fit in
         ``llm.whole_corpus_tokens`` (one article, or a few); True when it did."""
-        limit = self.settings.llm.whole_corpus_tokens
-        retriever = self.pipeline.retriever
-        if self.chat is None or not limit or len(retriever) > limit // MIN_PASSAGE_TOKENS:
-            return False
-        every = retriever.search(self.searched_for, len(retriever))
-        if len(every) < len(retriever):  # a lexical-only search leaves out passages without its words
-            return False
-        every.sort(key=lambda h: (h.doc_id, h.chunk.start))  # a fixed order: the prompt's start never changes
-        if sum(self.chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)) > limit:
-            return False
-        self._show(every)
-        return True
+        every = self.chat and self.pipeline.whole_corpus(self.chat)
+        if every:
+            self._show(every)
+        return bool(every)
 
     def gate(self) -> Verdict:
         assert self.checker is not None

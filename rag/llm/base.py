@@ -31,6 +31,9 @@ class ChatBackend(ABC):
     name: str = "custom"
     #: Whether ``grammar`` is honoured; without it the pipeline checks the output instead.
     supports_grammar: bool = False
+    #: Whether a prompt read once makes later prompts starting the same way cheap (llama.cpp's
+    #: prompt snapshots), so reading a fixed start ahead of the first question pays off.
+    reuses_prompt_state: bool = False
 
     @abstractmethod
     def _pieces(

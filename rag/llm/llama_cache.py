@@ -50,7 +50,7 @@ BATCH = 64
 MIN_SNAPSHOT_TOKENS = 2 * BATCH
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: list.remove must not compare token arrays
 class Snapshot:
     """The context right after a prompt was read: its tokens and llama.cpp's state bytes
     (``data``; None while they are still only on disk, in ``path``)."""

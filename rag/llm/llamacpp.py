@@ -63,6 +63,7 @@ class LlamaCppBackend(ChatBackend):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.supports_grammar = True
+        self.reuses_prompt_state = prompt_cache_mb > 0
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -121,7 +122,7 @@ def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         prompt_cache_mb=cfg.prompt_cache_mb,
-        prompt_cache_dir=_resolve(cfg.prompt_cache_dir, home) if cfg.prompt_cache_dir else None,
+        prompt_cache_dir=None if cfg.prompt_cache_dir in ("", "off") else _resolve(cfg.prompt_cache_dir, home),
     )
 
 

@@ -104,6 +104,11 @@ class HybridRetriever:
     def __len__(self) -> int:
         return len(self.store)
 
+    def all_passages(self) -> list[SearchHit]:
+        """Every indexed passage, unscored, in a fixed order: by document, then by position."""
+        chunks = sorted(self.store.chunks, key=lambda c: (c.doc_id, c.start))
+        return [SearchHit(chunk=c, score=0.0, rank=i) for i, c in enumerate(chunks, 1)]
+
     def passage_counts(self) -> dict[str, int]:
         """Indexed passages per document id."""
         return dict(Counter(c.doc_id for c in self.store.chunks))

@@ -1,6 +1,7 @@
 """End to end with the embedded model: real e5 embeddings, real FAISS index,
 real Qwen2.5-1.5B through llama.cpp (grammar-constrained), product defaults
-(English questions are translated for retrieval)."""
+(the seed article is shown whole; past ``llm.whole_corpus_tokens`` the retrieved
+passages are, and English questions are translated for retrieval)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,21 @@ def test_answers_in_the_question_language_citing_the_gold_passage(
         assert any(alt in a.text.lower() for alt in group), a.text
     assert any(q["gold"] in c.passage for c in a.citations), a.citations
     assert "first_token" in a.timings and "answer_check" in a.timings  # the check ran and agreed
-    # English questions meet the Italian article in Italian too.
-    assert (a.translated_query is not None) == (q["lang"] == "en"), a.translated_query
+    # One article fits: the model reads all of it, so no translation is needed to find the passage.
+    assert a.read_whole_corpus and a.translated_query is None
+
+
+def test_retrieved_passages_with_the_question_translated(
+    default_assistant: Assistant, dev_questions: list[dict]
+) -> None:
+    q = _question(dev_questions, "d02")
+    s = default_assistant.settings
+    retrieved = default_assistant.derive(settings=s.model_copy(
+        update={"llm": s.llm.model_copy(update={"whole_corpus_tokens": 0})}
+    ))
+    a = retrieved.ask(q["q"], backend="llamacpp")
+    assert not a.read_whole_corpus and a.translated_query  # English questions meet the article in Italian too
+    assert a.answerable and any(q["gold"] in c.passage for c in a.citations), a.citations
 
 
 def test_answer_does_not_depend_on_earlier_questions(default_assistant: Assistant) -> None:

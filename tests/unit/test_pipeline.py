@@ -249,3 +249,20 @@ def test_a_name_the_cited_passage_never_mentions_is_unsupported(tmp_path: Path, 
     # The attack of issue 17: the right sentence cited for a claim that swaps in another person.
     a = fake_assistant(tmp_path, ScriptedChat(reply)).ask(question)
     assert not a.answerable and a.refusal_reason == UNVERIFIED and "Draghi" not in a.text
+
+
+def test_warm_up_reads_each_languages_prompt_start_when_the_model_keeps_it(tmp_path: Path) -> None:
+    chat = ScriptedChat("x", "x", "Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1].")
+    chat.reuses_prompt_state = True
+    assistant = fake_assistant(tmp_path, chat)
+    assert assistant.warm_up() == []
+    assert [c["max_tokens"] for c in chat.calls] == [1, 1]
+    answer = assistant.ask("Who signed the mutual defence pact?")
+    # The primed English prompt is the real one up to the question.
+    primed, asked = (str(c["messages"][-1].content) for c in (chat.calls[1], chat.calls[2]))
+    assert asked.startswith(primed.rsplit("\n", 2)[0]) and answer.read_whole_corpus
+
+
+def test_warm_up_reads_nothing_ahead_for_a_model_without_prompt_state(tmp_path: Path) -> None:
+    chat = ScriptedChat()  # any call would fail: nothing is scripted
+    assert fake_assistant(tmp_path, chat).warm_up() == [] and chat.calls == []

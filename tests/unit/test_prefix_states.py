@@ -98,3 +98,16 @@ def test_an_unwritable_folder_only_costs_the_saving(tmp_path: Path, caplog: pyte
         states.add(snap(toks((5, MIN_SAVED_TOKENS))))
         states.flush()
     assert "could not save" in caplog.text and states.best(toks((5, MIN_SAVED_TOKENS)))[0] is not None
+
+
+def test_a_damaged_snapshot_among_others_of_other_lengths_is_dropped_without_error(tmp_path: Path) -> None:
+    long = toks((5, MIN_SAVED_TOKENS))
+    saving = PrefixStates(10**6, tmp_path, key="k")
+    saving.add(snap(long))
+    saving.flush()
+    (saved,) = tmp_path.glob("*" + SUFFIX)
+    saved.write_bytes(saved.read_bytes()[:-1])
+    states = PrefixStates(10**6, tmp_path, key="k")
+    states.add(snap(toks((5, 132))))  # shares a prefix with it, shorter: compared when the damaged one goes
+    found, reach = states.best(long)
+    assert found is not None and len(found.tokens) == 132 and reach == 128

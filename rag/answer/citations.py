@@ -21,6 +21,7 @@ must share its words (embeddings rate any bare name close to any sentence:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -91,11 +92,36 @@ def _number_value(text: str) -> str:
     return _THOUSANDS.sub("", text).replace(",", ".")
 
 
+# "150mila euro", "3 milioni", "2.5 million": a number scaled by the word after it.
+_SCALE_WORD = re.compile(r"\s?(mila|thousand|milion[ei]|millions?|miliard[oi]|billions?)\b", re.IGNORECASE)
+
+
+def _scaled(number: str, word: str) -> str:
+    w = word.lower()
+    factor = 10**9 if w.startswith(("miliard", "billion")) else 10**6 if w.startswith("mil") and w != "mila" else 10**3
+    value = float(_number_value(number)) * factor
+    return f"{value:.0f}" if value.is_integer() else str(value)
+
+
+def _number_values(text: str) -> list[str]:
+    """The value of each number of ``text`` (``_number_value``), scaled by a scale word
+    after it ("150mila" is 150000)."""
+    values = []
+    for m in _NUMBER.finditer(text):
+        value = _number_value(m.group())
+        word = _SCALE_WORD.match(text, m.end())
+        if word:
+            with contextlib.suppress(ValueError):
+                value = _scaled(m.group(), word.group(1))
+        values.append(value)
+    return values
+
+
 def numbers_match(claim: str, sentence: str) -> bool:
     """Every number in the claim appears in the sentence (invented figures fail),
-    however the answer's language writes it."""
-    found = {_number_value(n) for n in _NUMBER.findall(sentence)}
-    return all(_number_value(n) in found for n in _NUMBER.findall(claim))
+    however the answer's language writes it ("150,000 euros" for "150mila euro")."""
+    found = set(_number_values(sentence))
+    return all(value in found for value in _number_values(claim))
 
 
 def lexical_support(claim: str, sentence: str, language: str | None = None) -> float:

@@ -105,6 +105,18 @@ def test_numbers_match_across_italian_and_english_separators() -> None:
     assert not numbers_match("Inflation was 25 percent.", "L'inflazione era al 2,5 per cento.")
 
 
+def test_numbers_match_across_scale_words() -> None:
+    from rag.answer.citations import numbers_match
+
+    assert numbers_match("The damage is at least 150,000 euros.", "Un danno di almeno 150mila euro.")
+    assert numbers_match("About 300 thousand euros.", "Un incasso lordo di circa 300mila euro.")
+    assert numbers_match("Un danno di 150mila euro.", "A damage of 150,000 euros.")
+    assert numbers_match("It cost 2.5 million euros.", "È costato 2,5 milioni di euro.")
+    assert numbers_match("Un furto di 90 mila euro.", "Un valore di 90mila euro.")
+    assert not numbers_match("The damage is 200,000 euros.", "Un danno di almeno 150mila euro.")
+    assert not numbers_match("It cost 3 million euros.", "È costato 3 mila euro.")
+
+
 def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:
     from rag.answer.citations import render
 

@@ -39,8 +39,10 @@ def private_settings(settings: Settings, home: Path, docs: Sequence[Path]) -> Se
     store.mkdir(parents=True)
     for i, f in enumerate(files):
         shutil.copy(f, store / f"{i:03d}-{f.name}")
-    # Same models and knobs; only the folders change.
-    return settings.model_copy(update={"docs_dir": store, "index_dir": home / "index"})
+    # Same models and knobs; only the folders change. The chat model is shared by every
+    # evaluated corpus, so its prompt snapshots stay in memory (not in one corpus's folder).
+    llm = settings.llm.model_copy(update={"prompt_cache_dir": "off"})
+    return settings.model_copy(update={"docs_dir": store, "index_dir": home / "index", "llm": llm})
 
 
 def _verdict(q: ArticleQuestion, a: Answer) -> ArticleVerdict:

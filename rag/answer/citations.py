@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 
@@ -92,15 +93,21 @@ def _number_value(text: str) -> str:
     return _THOUSANDS.sub("", text).replace(",", ".")
 
 
-# "150mila euro", "3 milioni", "2.5 million": a number scaled by the word after it.
-_SCALE_WORD = re.compile(r"\s?(mila|thousand|milion[ei]|millions?|miliard[oi]|billions?)\b", re.IGNORECASE)
+# "150mila euro", "3 milioni", "2.5 million", "150 mln": a number scaled by the word after it.
+_SCALE_WORD = re.compile(
+    r"\s?(mila|thousand|milion[ei]|millions?|mln|mil\.|miliard[oi]|billions?|mld|mrd|bn)(?!\w)", re.IGNORECASE
+)
 
 
 def _scaled(number: str, word: str) -> str:
     w = word.lower()
-    factor = 10**9 if w.startswith(("miliard", "billion")) else 10**6 if w.startswith("mil") and w != "mila" else 10**3
-    value = float(_number_value(number)) * factor
-    return f"{value:.0f}" if value.is_integer() else str(value)
+    if w.startswith(("miliard", "billion", "mld", "mrd", "bn")):
+        factor = 10**9
+    elif w == "mila" or w.startswith("thousand"):
+        factor = 10**3
+    else:
+        factor = 10**6
+    return str((Decimal(_number_value(number)) * factor).quantize(Decimal(1)))
 
 
 def _number_values(text: str) -> list[str]:
@@ -111,7 +118,7 @@ def _number_values(text: str) -> list[str]:
         value = _number_value(m.group())
         word = _SCALE_WORD.match(text, m.end())
         if word:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ArithmeticError, ValueError):
                 value = _scaled(m.group(), word.group(1))
         values.append(value)
     return values

@@ -73,6 +73,13 @@ def fit_passages(hits: list[SearchHit], budget_tokens: int, count_tokens: Callab
     return kept
 
 
+def passage_budget(chat: ChatBackend, question: str, language: str, cfg: LLMSettings) -> int:
+    """Tokens left for passages in the answer prompt: the context window less the answer,
+    the instructions and the question (the retry's firmer instructions included)."""
+    fixed = sum(chat.count_tokens(str(m.content)) for m in answer_messages(question, [], language, retry=True))
+    return cfg.n_ctx - cfg.max_tokens - int(fixed * TOKEN_SAFETY) - 32
+
+
 def answer_messages(question: str, hits: list[SearchHit], language: str, retry: bool = False) -> list[BaseMessage]:
     system = ANSWER_SYSTEM[language] + (" " + LANGUAGE_RETRY[language] if retry else "")
     passages = "\n\n".join(format_passage(i + 1, h) for i, h in enumerate(hits))
@@ -107,8 +114,7 @@ def generate_checked(
     or None when the model declined. Raises BackendError when the model fails,
     times out or twice answers in the wrong language.
     """
-    fixed = sum(chat.count_tokens(str(m.content)) for m in answer_messages(question, [], language, retry=True))
-    budget = cfg.n_ctx - cfg.max_tokens - int(fixed * TOKEN_SAFETY) - 32
+    budget = passage_budget(chat, question, language, cfg)
     shown = fit_passages(hits, budget, chat.count_tokens)
     if not shown:
         raise BackendError(

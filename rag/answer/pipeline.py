@@ -32,7 +32,14 @@ from .citations import SupportChecker, render
 from .extractive import extractive_claims
 from .followup import History, condense_question
 from .gate import Verdict, judge
-from .generation import VerifiedClaims, answer_messages, format_passage, generate_checked
+from .generation import (
+    VerifiedClaims,
+    answer_messages,
+    fit_passages,
+    format_passage,
+    generate_checked,
+    passage_budget,
+)
 from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
 from .translate import translate_question
 
@@ -97,29 +104,33 @@ class AnswerPipeline:
     chat: ChatBackend | None = None
     open_chat: Callable[[], ChatBackend] | None = None
 
-    def whole_corpus(self, chat: ChatBackend) -> list[SearchHit] | None:
+    def whole_corpus(self, chat: ChatBackend, question: str, language: str) -> list[SearchHit] | None:
         """Every indexed passage, in a fixed order (the prompt's start then never changes),
-        when together they fit in ``llm.whole_corpus_tokens``; else None."""
-        limit = self.settings.llm.whole_corpus_tokens
+        when together they fit in ``llm.whole_corpus_tokens`` and in the context window
+        beside the question; else None."""
+        cfg = self.settings.llm
+        limit = cfg.whole_corpus_tokens
         if not limit or not 0 < len(self.retriever) <= limit // MIN_PASSAGE_TOKENS:
             return None
         every = self.retriever.all_passages()
         if sum(chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)) > limit:
             return None
-        return every
+        budget = passage_budget(chat, question, language, cfg)
+        return every if len(fit_passages(every, budget, chat.count_tokens)) == len(every) else None
 
     def prime(self, languages: Sequence[str] = SUPPORTED) -> list[str]:
         """Have the chat model read the start of each language's answer prompt now (whole-corpus
         mode), so the first question only costs its own words; returns the languages read."""
         if self.chat is None or not self.chat.reuses_prompt_state:
             return []
-        every = self.whole_corpus(self.chat)
-        if not every:
-            return []
+        read = []
         for lang in languages:
-            prompt = answer_messages("", every, lang)
-            self.chat.complete(prompt, timeout_s=self.settings.llm.timeout_s, max_tokens=1)
-        return list(languages)
+            every = self.whole_corpus(self.chat, "", lang)
+            if every:
+                prompt = answer_messages("", every, lang)
+                self.chat.complete(prompt, timeout_s=self.settings.llm.timeout_s, max_tokens=1)
+                read.append(lang)
+        return read
 
     def stream(
         self,
@@ -190,6 +201,7 @@ class _Run:
     hits: list[SearchHit] = field(default_factory=list)
     # What the model reads and cites: the retrieved hits, or every passage (show_whole_corpus).
     shown: list[SearchHit] = field(default_factory=list)
+    whole: bool = False
     relevance: float | None = None
     checker: SupportChecker | None = None
     notes: list[str] = field(default_factory=list)
@@ -225,7 +237,7 @@ class _Run:
             relevance=self.relevance,
             searched_for=self.searched_for,
             translated_query=self.translated_query,
-            read_whole_corpus=self.shown is not self.hits,
+            read_whole_corpus=self.whole,
             note=" ".join(self.notes) or None,
             timings=dict(self.timings),
         )
@@ -269,10 +281,11 @@ class _Run:
     def show_whole_corpus(self) -> bool:
         """Show the model every indexed passage, in the index's order, when they fit in
         ``llm.whole_corpus_tokens`` (one article, or a few); True when it did."""
-        every = self.chat and self.pipeline.whole_corpus(self.chat)
+        every = self.chat and self.pipeline.whole_corpus(self.chat, self.searched_for, self.lang)
         if every:
             self._show(every)
-        return bool(every)
+            self.whole = True
+        return self.whole
 
     def gate(self) -> Verdict:
         assert self.checker is not None

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,6 +60,7 @@ class Snapshot:
     data: bytes | None
     path: Path | None = None
     size: int = 0
+    used: bool = False  # being restored: not to be trimmed meanwhile
 
     def __post_init__(self) -> None:
         self.size = self.size or len(self.data or b"")
@@ -122,6 +124,7 @@ class PrefixStates:
                 self._items.append(snap)
             if snap.data is not None or self._load(snap):
                 return snap, reach
+            # not loadable: _load dropped it; look again
 
     def add(self, snap: Snapshot) -> None:
         if snap.size > self.max_bytes:
@@ -130,11 +133,28 @@ class PrefixStates:
             self._items = [s for s in self._items if not _extends(snap.tokens, s.tokens)]
             self._items.append(snap)
             self._trim()
-        if self.folder is not None and len(snap.tokens) >= MIN_SAVED_TOKENS:
+        if self.folder is not None and self._worth_saving(snap):
             # Off the answer's path; not a daemon, so a short-lived `rag ask` still finishes it.
             writer = threading.Thread(target=self._save, args=(snap,), name="prompt-state-save")
             self._writers = [w for w in self._writers if w.is_alive()] + [writer]
             writer.start()
+
+    def _worth_saving(self, snap: Snapshot) -> bool:
+        """Long, and reaching MIN_SAVED_TOKENS further than any saved snapshot: with an
+        article shown whole, the article's prompt is saved once, not once per question."""
+        if len(snap.tokens) < MIN_SAVED_TOKENS:
+            return False
+        with self._lock:
+            saved = [s for s in self._items if s.path is not None and s is not snap]
+        return all(len(snap.tokens) - common_prefix(s.tokens, snap.tokens) >= MIN_SAVED_TOKENS for s in saved)
+
+    def discard(self, snap: Snapshot) -> None:
+        """Forget a snapshot llama.cpp could not restore, and delete its file."""
+        with self._lock:
+            self._items = [s for s in self._items if s is not snap]
+        if snap.path is not None:
+            with contextlib.suppress(OSError):
+                snap.path.unlink()
 
     def flush(self) -> None:
         """Wait for snapshots being saved (tests; closing the model)."""
@@ -143,7 +163,10 @@ class PrefixStates:
 
     def _trim(self) -> None:
         while self.nbytes > self.max_bytes:
-            oldest = next(s for s in self._items if s.data is not None)
+            held = [s for s in self._items if s.data is not None and not s.used]
+            if not held:
+                return
+            oldest = held[0]
             if oldest.path is not None:
                 oldest.data = None  # saved: keep it findable on disk
             else:
@@ -178,12 +201,17 @@ class PrefixStates:
     def _prune_folder(self) -> None:
         """Oldest files go first once the folder holds more than ``max_bytes``."""
         assert self.folder is not None
-        files = sorted(self.folder.glob("*" + SUFFIX), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         total = 0
-        for path in files:
-            total += path.stat().st_size
-            if total > self.max_bytes:
-                path.unlink(missing_ok=True)
+        for path in reversed(_by_age(self.folder.glob("*" + SUFFIX))):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+                if total > self.max_bytes:
+                    path.unlink(missing_ok=True)
+        # Left by a process killed while saving (an hour is far longer than any save).
+        for tmp in self.folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > 3600:
+                    tmp.unlink()
 
     def _saved(self) -> list[Snapshot]:
         """This key's saved snapshots (tokens only; the state is read when first used)."""
@@ -191,9 +219,10 @@ class PrefixStates:
         found = []
         if not self.folder.is_dir():
             return []
-        paths = sorted(self.folder.glob("*" + SUFFIX), key=lambda p: p.stat().st_mtime_ns)
-        for path in paths:
+        for path in _by_age(self.folder.glob("*" + SUFFIX)):
             try:
+                if path.stat().st_size > self.max_bytes + 64 * 1024**2:
+                    continue
                 with open(path, "rb") as f:
                     header = _header(f)
                     if header is None or header.get("key") != self.key:
@@ -213,15 +242,20 @@ class PrefixStates:
             raw = snap.path.read_bytes()
             body = raw.split(b"\n", 2)
             header = json.loads(body[1]) if raw.startswith(MAGIC) and len(body) == 3 else None
+            header = header if isinstance(header, dict) else None
             payload = body[2] if header else b""
             n = 4 * len(snap.tokens)
             if header is None or hashlib.sha256(payload).hexdigest() != header.get("sha256") or len(payload) <= n:
                 raise ValueError("checksum mismatch")
+            if len(payload) - n > self.max_bytes:  # saved under a larger prompt_cache_mb
+                raise ValueError("larger than llm.prompt_cache_mb")
             snap.data = payload[n:]
             snap.size = len(snap.data)
             with self._lock:
+                snap.used = True  # the one being restored is not the one trimmed
                 self._trim()
-            return True
+                snap.used = False
+            return snap.data is not None
         except (OSError, ValueError) as err:
             log.warning("saved prompt state %s is damaged (%s): deleted; the prompt is read anew", snap.path, err)
             with contextlib.suppress(OSError):
@@ -229,6 +263,15 @@ class PrefixStates:
             with self._lock, contextlib.suppress(ValueError):
                 self._items.remove(snap)
             return False
+
+
+def _by_age(paths: Any) -> list[Path]:
+    """Oldest first; a file another process deleted meanwhile is left out."""
+    dated = []
+    for p in paths:
+        with contextlib.suppress(OSError):
+            dated.append((p.stat().st_mtime_ns, p))
+    return [p for _, p in sorted(dated)]
 
 
 def _extends(new: np.ndarray, old: np.ndarray) -> bool:
@@ -269,27 +312,36 @@ def aligned_llama_class() -> type:
                 wanted = np.asarray(tokens, dtype=np.intc)
                 live = aligned(common_prefix(self.input_ids[: min(self.n_tokens, self._prompt_end)], wanted))
                 snap, reach = self.prefix_states.best(wanted)
-                if snap is not None and reach > live:
-                    self._restore(snap)
+                if snap is not None and reach > live and not self._restore(snap):
+                    self.prefix_states.discard(snap)
             return super().generate(tokens, *args, **kwargs)
 
-        def _restore(self, snap: Snapshot) -> None:
-            assert snap.data is not None
-            size = len(snap.data)
-            buffer = (ctypes.c_uint8 * size).from_buffer_copy(snap.data)
-            if llama_cpp.llama_state_set_data(self._ctx.ctx, buffer, size) != size:
-                raise RuntimeError("llama.cpp could not restore a saved prompt state")
+        def _restore(self, snap: Snapshot) -> bool:
+            """Load ``snap`` into the context; False (the context emptied) when llama.cpp refuses it."""
+            data = snap.data
+            if data is None:
+                return False
+            buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if llama_cpp.llama_state_set_data(self._ctx.ctx, buffer, len(data)) != len(data):
+                log.warning("llama.cpp could not restore a saved prompt state: dropped, the prompt is read anew")
+                self.reset()  # what the context held is gone: nothing may be reused
+                self._ctx.kv_cache_clear()
+                self._prompt_end = 0
+                return False
             n = len(snap.tokens)
             self.input_ids[:n] = snap.tokens
             self.n_tokens = self._prompt_end = n
             self._requires_eval = True
+            return True
 
         def _snapshot(self) -> None:
             size = llama_cpp.llama_state_get_size(self._ctx.ctx)
             buffer = (ctypes.c_uint8 * size)()
             written = llama_cpp.llama_state_get_data(self._ctx.ctx, buffer, size)
+            if not 0 < written <= size:
+                return
             tokens = self.input_ids[: self.n_tokens].copy()
-            self.prefix_states.add(Snapshot(tokens, bytes(buffer)[:written]))
+            self.prefix_states.add(Snapshot(tokens, ctypes.string_at(buffer, written)))
 
         def eval(self, tokens: Sequence[int]) -> None:
             # A prompt evaluation: after a reset (nothing cached) or after a prefix hit
@@ -320,4 +372,5 @@ def state_key(model_path: Path, batch: int, n_ctx: int) -> str:
         model = sidecar.read_text(encoding="utf-8").split()[0]
     except (OSError, IndexError):
         model = f"{model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return f"{model}|llama-cpp-python {llama_cpp.__version__}|batch {batch}|ctx {n_ctx}"
+    system = llama_cpp.llama_print_system_info().decode(errors="replace")  # CPU features: other kernels, other numbers
+    return f"{model}|llama-cpp-python {llama_cpp.__version__}|{system}|batch {batch}|ctx {n_ctx}"

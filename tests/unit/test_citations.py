@@ -115,6 +115,8 @@ def test_numbers_match_across_scale_words() -> None:
     assert numbers_match("Un furto di 90 mila euro.", "Un valore di 90mila euro.")
     assert not numbers_match("The damage is 200,000 euros.", "Un danno di almeno 150mila euro.")
     assert not numbers_match("It cost 3 million euros.", "È costato 3 mila euro.")
+    assert numbers_match("A fund of 150 million euros.", "Un fondo di 150 mln di euro.")
+    assert numbers_match("Debts of 1.2 billion.", "Debiti per 1,2 mld.")
 
 
 def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:

@@ -266,3 +266,17 @@ def test_warm_up_reads_each_languages_prompt_start_when_the_model_keeps_it(tmp_p
 def test_warm_up_reads_nothing_ahead_for_a_model_without_prompt_state(tmp_path: Path) -> None:
     chat = ScriptedChat()  # any call would fail: nothing is scripted
     assert fake_assistant(tmp_path, chat).warm_up() == [] and chat.calls == []
+
+
+def test_the_corpus_is_not_shown_whole_when_it_would_not_fit_the_context_window(tmp_path: Path) -> None:
+    chat = ScriptedChat("Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1].")
+    # ~130 words of instructions + 40 of passages; 240 tokens of context less 64 for the answer.
+    a = fake_assistant(tmp_path, chat, retrieval={"k": 1}, llm={"n_ctx": 512, "max_tokens": 300}).ask(
+        "Who signed the mutual defence pact?"
+    )
+    assert not a.read_whole_corpus and _passages_shown(chat.calls[0]).count("«") == 1
+
+
+def test_an_early_refusal_read_nothing(tmp_path: Path) -> None:
+    a = fake_assistant(tmp_path, MustNotBeCalled()).ask("Кто подписал договор?")
+    assert not a.answerable and not a.read_whole_corpus

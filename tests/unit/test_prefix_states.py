@@ -111,3 +111,29 @@ def test_a_damaged_snapshot_among_others_of_other_lengths_is_dropped_without_err
     states.add(snap(toks((5, 132))))  # shares a prefix with it, shorter: compared when the damaged one goes
     found, reach = states.best(long)
     assert found is not None and len(found.tokens) == 132 and reach == 128
+
+
+def test_a_saved_snapshot_larger_than_the_memory_budget_is_not_used(tmp_path: Path) -> None:
+    long = toks((5, MIN_SAVED_TOKENS))
+    big = PrefixStates(10**6, tmp_path, key="k")
+    big.add(Snapshot(long, bytes(5000)))
+    big.flush()
+    # prompt_cache_mb lowered since: the file cannot be held, so it is not offered.
+    assert PrefixStates(3000, tmp_path, key="k").best(long) == (None, 0)
+
+
+def test_a_saved_file_with_a_header_that_is_not_an_object_is_skipped(tmp_path: Path) -> None:
+    from rag.llm.llama_cache import MAGIC
+
+    (tmp_path / ("0" * 32 + SUFFIX)).write_bytes(MAGIC + b"[1, 2]\n" + bytes(100))
+    assert len(PrefixStates(10**6, tmp_path, key="k")) == 0
+
+
+def test_each_article_prompt_is_saved_once_not_once_per_question(tmp_path: Path) -> None:
+    states = PrefixStates(10**8, tmp_path, key="k")
+    states.add(snap(np.concatenate([ARTICLE, toks((7, MIN_SAVED_TOKENS)), toks((1, 5))])))
+    states.flush()
+    for question in (2, 3):  # the same article prompt, another question after it
+        states.add(snap(np.concatenate([ARTICLE, toks((7, MIN_SAVED_TOKENS)), toks((question, 30))])))
+        states.flush()
+    assert len(list(tmp_path.glob("*" + SUFFIX))) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evals.gate import threshold_sweep
@@ -176,3 +178,56 @@ def test_threshold_sweep() -> None:
     assert (mid.answered_correctly, mid.refused_wrongly, mid.refused_rightly, mid.answered_wrongly) == (1, 1, 1, 2)
     assert (high.answered_correctly, high.refused_wrongly, high.refused_rightly, high.answered_wrongly) == (0, 3, 2, 0)
     assert mid.right == 2
+
+
+def _row(**kw: object) -> dict:
+    base = {"id": "n01-q1", "lang": "it", "unanswerable": False, "correct": False, "answerable": True,
+            "citations": [{"number": 1}], "failed": [], "refusal_reason": None, "seconds": 1.0}
+    return {**base, **kw}
+
+
+def test_news_errors_are_counted_by_kind_and_language() -> None:
+    from evals.news import (
+        CITATION_MISS,
+        FALSE_REFUSAL,
+        INVENTED,
+        REFUSED_IN_WRONG_LANGUAGE,
+        WRONG_FACT,
+        WRONG_LANGUAGE,
+        error_kind,
+        summarize,
+    )
+
+    rows = [
+        _row(correct=True),
+        _row(answerable=False, citations=[], refusal_reason="no passage is relevant enough (0.70 < 0.76)"),
+        _row(lang="en", failed=["facts", "citation"]),
+        _row(lang="en", failed=["language"]),
+        _row(failed=["citation"]),
+        _row(unanswerable=True, answerable=True),
+        _row(unanswerable=True, answerable=False, citations=[], lang="en"),
+        _row(unanswerable=True, answerable=False, citations=[], correct=True),
+    ]
+    kinds = [error_kind(r) for r in rows]
+    assert kinds == [None, FALSE_REFUSAL, WRONG_FACT, WRONG_LANGUAGE, CITATION_MISS, INVENTED,
+                     REFUSED_IN_WRONG_LANGUAGE, None]
+    s = summarize(rows)
+    assert s["by_language"]["it"]["answerable_correct"] == 1 and s["by_language"]["it"]["answerable"] == 3
+    assert s["by_language"]["all"]["unanswerable_refused"] == 1 and s["by_language"]["all"]["unanswerable"] == 3
+    assert s["errors_by_language"]["en"] == {WRONG_FACT: 1, WRONG_LANGUAGE: 1, REFUSED_IN_WRONG_LANGUAGE: 1}
+    assert s["false_refusal_causes"] == {"no passage is relevant enough": 1}
+
+
+def test_news_questions_must_name_an_existing_article_file(tmp_path: Path) -> None:
+    from evals.data import ArticleQuestion, EvalInputError
+    from evals.news import evaluate_news
+    from rag import Settings
+
+    def run(q: ArticleQuestion) -> None:
+        evaluate_news(Settings(home=tmp_path), [q], articles_dir=tmp_path, home=tmp_path / "h",
+                      backends=["extractive"], thresholds=[0.7])
+
+    with pytest.raises(EvalInputError, match="names no article"):
+        run(ArticleQuestion("q1", "it", "Chi?", (("x",),), "x"))
+    with pytest.raises(EvalInputError, match=r"no article file 42\.txt"):
+        run(ArticleQuestion("q1", "it", "Chi?", (("x",),), "x", article="42"))

@@ -70,9 +70,19 @@ def test_search_with_a_translation_keeps_the_question_scores(assistant: Assistan
     assert [h.score for h in both] != [h.score for h in alone]
 
 
-def test_english_question_over_italian_articles_is_translated(product_assistant: Assistant) -> None:
+@pytest.fixture(scope="module")
+def retrieving(product_assistant: Assistant) -> Assistant:
+    """The product's defaults, but the retrieved passages shown (``llm.whole_corpus_tokens = 0``): the
+    seed article would otherwise be shown whole, and a whole article needs no translation to be found."""
+    s = product_assistant.settings
+    return product_assistant.derive(settings=s.model_copy(
+        update={"llm": s.llm.model_copy(update={"whole_corpus_tokens": 0})}
+    ))
+
+
+def test_english_question_over_italian_articles_is_translated(retrieving: Assistant) -> None:
     chat = recording(QUESTION_IT, "Putin signed the pact with Kim Jong-un [1].")
-    a = product_assistant.ask(QUESTION_EN, chat=chat)
+    a = retrieving.ask(QUESTION_EN, chat=chat)
     assert a.translated_query == QUESTION_IT and a.answerable and not a.fell_back
     assert "translation" in a.timings and a.to_dict()["translated_query"] == QUESTION_IT
     # The translation serves retrieval; the answering prompt has the question as asked.
@@ -80,16 +90,23 @@ def test_english_question_over_italian_articles_is_translated(product_assistant:
     assert QUESTION_EN in prompt and QUESTION_IT not in prompt
 
 
-def test_question_in_the_articles_language_is_not_translated(product_assistant: Assistant) -> None:
+def test_question_in_the_articles_language_is_not_translated(retrieving: Assistant) -> None:
     chat = recording("Putin ha firmato il patto con Kim Jong-un [1].")
-    a = product_assistant.ask(QUESTION_IT, chat=chat)
+    a = retrieving.ask(QUESTION_IT, chat=chat)
     assert a.translated_query is None and len(chat.prompts) == 1 and a.answerable
 
 
-def test_bad_translation_is_ignored(product_assistant: Assistant) -> None:
+def test_bad_translation_is_ignored(retrieving: Assistant) -> None:
     chat = recording("Putin did. [1]", "Putin signed the pact with Kim Jong-un [1].")
-    a = product_assistant.ask(QUESTION_EN, chat=chat)
+    a = retrieving.ask(QUESTION_EN, chat=chat)
     assert a.translated_query is None and a.answerable and not a.fell_back
+    assert len(chat.prompts) == 2  # the translation was asked for, and dropped
+
+
+def test_a_whole_article_is_not_translated_for(product_assistant: Assistant) -> None:
+    chat = recording("Putin signed the pact with Kim Jong-un [1].")
+    a = product_assistant.ask(QUESTION_EN, chat=chat)
+    assert a.read_whole_corpus and a.translated_query is None and len(chat.prompts) == 1 and a.answerable
 
 
 def test_refused_questions_are_not_translated(product_assistant: Assistant) -> None:

@@ -195,6 +195,12 @@ class UISettings(BaseModel):
         return self
 
 
+def resolve_path(path: str | Path, home: Path) -> Path:
+    """``path`` with ``~`` expanded, relative paths taken from ``home`` (the project folder)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else home / p
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -240,8 +246,7 @@ class Settings(BaseSettings):
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the settings, relative paths taken from ``home``."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.home / p
+        return resolve_path(path, self.home)
 
     def public_dict(self) -> dict[str, Any]:
         """Effective settings, JSON-safe, secrets masked (credentials inside URLs too)."""

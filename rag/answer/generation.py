@@ -62,11 +62,16 @@ def format_passage(number: int, hit: SearchHit) -> str:
     return PASSAGE_TEMPLATE.format(number=number, title=quoted(hit.title), date=date, text=quoted(hit.text))
 
 
+def prompt_cost(tokens: int) -> int:
+    """What a passage of ``tokens`` (its own count) takes of the budget, template included."""
+    return int(tokens * TOKEN_SAFETY) + 2
+
+
 def fit_passages(hits: list[SearchHit], budget_tokens: int, count_tokens: Callable[[str], int]) -> list[SearchHit]:
     """Whole passages in rank order while they fit; a passage is never cut."""
     kept, used = [], 0
     for hit in hits:
-        cost = int(count_tokens(format_passage(len(kept) + 1, hit)) * TOKEN_SAFETY) + 2
+        cost = prompt_cost(count_tokens(format_passage(len(kept) + 1, hit)))
         if used + cost <= budget_tokens:
             kept.append(hit)
             used += cost

@@ -35,10 +35,10 @@ from .gate import Verdict, judge
 from .generation import (
     VerifiedClaims,
     answer_messages,
-    fit_passages,
     format_passage,
     generate_checked,
     passage_budget,
+    prompt_cost,
 )
 from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
 from .translate import translate_question
@@ -113,10 +113,11 @@ class AnswerPipeline:
         if not limit or not 0 < len(self.retriever) <= limit // MIN_PASSAGE_TOKENS:
             return None
         every = self.retriever.all_passages()
-        if sum(chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)) > limit:
+        # Counted once: all of them fit the budget exactly when fit_passages would keep them all.
+        tokens = [chat.count_tokens(format_passage(i, h)) for i, h in enumerate(every, 1)]
+        if sum(tokens) > limit or sum(map(prompt_cost, tokens)) > passage_budget(chat, question, language, cfg):
             return None
-        budget = passage_budget(chat, question, language, cfg)
-        return every if len(fit_passages(every, budget, chat.count_tokens)) == len(every) else None
+        return every
 
     def prime(self, languages: Sequence[str] = SUPPORTED) -> list[str]:
         """Have the chat model read the start of each language's answer prompt now (whole-corpus

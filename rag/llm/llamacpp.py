@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import DEFAULT_GGUF
+from ..config import DEFAULT_GGUF, resolve_path
 from ..errors import ModelNotFoundError
 from .base import ChatBackend, Messages, OnStart
 
@@ -109,7 +109,7 @@ def describe(cfg: LLMSettings) -> str:
 
 
 def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
-    path = _resolve(cfg.model_path, home)
+    path = resolve_path(cfg.model_path, home)
     if cfg.model_path == DEFAULT_GGUF and not path.exists():
         raise ModelNotFoundError(
             f"The embedded chat model is not prepared yet ({path}). Run the README set-up command "
@@ -122,10 +122,6 @@ def create(cfg: LLMSettings, home: Path) -> LlamaCppBackend:
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         prompt_cache_mb=cfg.prompt_cache_mb,
-        prompt_cache_dir=None if cfg.prompt_cache_dir in ("", "off") else _resolve(cfg.prompt_cache_dir, home),
+        prompt_cache_dir=None if cfg.prompt_cache_dir in ("", "off") else resolve_path(cfg.prompt_cache_dir, home),
     )
 
-
-def _resolve(path: str, home: Path) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else home / p

@@ -26,7 +26,7 @@ from .data import (
     load_corpus,
     load_squad_questions,
 )
-from .retrieval import LANGS, METHOD_LABELS, METHODS
+from .retrieval import DEFAULT_METHODS, LANGS, METHOD_GROUPS, METHOD_LABELS, METHODS, expand_methods
 from .settings import EvalSettings, eval_defaults, load_eval_settings
 
 
@@ -97,9 +97,21 @@ def add_eval_parser(subparsers: Any) -> None:
 
     r = sub.add_parser("retrieval", help="recall@k and MRR on SQuAD-it, it→it and en→it, with baselines")
     _squad_inputs(r, cfg)
-    r.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    r.add_argument("--methods", nargs="+", choices=[*METHODS, *METHOD_GROUPS], default=DEFAULT_METHODS,
+                   help="methods or groups: baselines (default), embeddings (e5 vs EmbeddingGemma; "
+                        "needs `rag setup --embedding embeddinggemma`)")
+    r.add_argument("--cost", action="store_true",
+                   help="also measure each embedding model's load time, passages/s, query latency and peak RAM")
     _common(r)
     r.set_defaults(func=cmd_retrieval)
+
+    k = sub.add_parser("calibrate", help="carry the refusal and support thresholds over to another embedding model")
+    _squad_inputs(k, cfg)
+    k.add_argument("--english", type=Path, default=cfg.squad_english, help="English SQuAD v1.1 dev (.json.gz)")
+    k.add_argument("--models", nargs="+", choices=["gemma", "gemma256"], default=["gemma", "gemma256"],
+                   help="models to calibrate against the configured one")
+    _common(k)
+    k.set_defaults(func=cmd_calibrate)
 
     w = sub.add_parser("answers", help="EM/F1, citations and language on a sample of SQuAD-it questions")
     _squad_inputs(w, cfg)
@@ -333,7 +345,7 @@ def _retrieval(ctx: _Ctx) -> dict[str, Any]:
         corpus,
         questions,
         cache_dir=ctx.cache,
-        methods=getattr(a, "methods", list(METHODS)),  # `all` runs every method
+        methods=expand_methods(getattr(a, "methods", DEFAULT_METHODS)),  # `all` runs the baselines
         ks=ctx.cfg.ks,
         progress=ctx.progress,
         log=ctx.log,
@@ -352,6 +364,12 @@ def _retrieval(ctx: _Ctx) -> dict[str, Any]:
         "timings": {**{k: round(v, 2) for k, v in run.timings.items()}, "total": round(time.perf_counter() - t, 2)},
         "ranks": {f"{r.method}/{r.lang}": {q["id"]: q["rank"] for q in r.per_question} for r in run.results},
     }
+    if getattr(a, "cost", False):
+        from .embedding_cost import measure_costs
+
+        keys = [k for k in dict.fromkeys(METHODS[m][0] for m in expand_methods(a.methods)) if k != "minilm"]
+        ctx.log(f"measuring the cost of {', '.join(keys)} (one process each)")
+        payload["cost"] = measure_costs(keys, a.corpus, a.questions, ctx.cache)
     ctx.publish("retrieval", payload)
     return payload
 
@@ -364,6 +382,8 @@ def _print_retrieval(payload: dict[str, Any]) -> None:
         cells = " ".join(f"{by_lang[lang][m]:7.3f}" for lang in LANGS for m in ("recall@1", "recall@5", "mrr"))
         print(f"  {payload['labels'][method]:<52} {cells}")
     print(f"  total {payload['timings']['total']:.0f}s")
+    for key, c in payload.get("cost", {}).items():
+        print(f"  cost {key}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
@@ -372,6 +392,26 @@ def cmd_retrieval(args: argparse.Namespace) -> int:
         print(json.dumps(payload["table"], indent=2))
     else:
         _print_retrieval(payload)
+    return 0
+
+
+# --- thresholds per embedding model -------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    ctx = _Ctx(args)
+    corpus, questions = _squad(ctx)
+    payload = calibrate(ctx.settings, corpus, questions, args.english, args.models,
+                        cache_dir=ctx.cache, progress=ctx.progress, log=ctx.log)
+    ctx.publish("calibration", payload)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"\nThresholds carried over ({payload['questions']} questions, {payload['pairs']} translation pairs)")
+    for key, m in payload["models"].items():
+        print(f"  {key:<9} min_relevance {m['min_relevance']:.3f}: answerable pass {m['answerable_pass']:.3f}, "
+              f"off-topic refused {m['off_topic_refused']:.3f} | min_support {m['min_support']:.3f}: "
+              f"true {m['true_supported']:.3f}, false {m['false_supported']:.3f}")
     return 0
 
 

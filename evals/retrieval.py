@@ -41,6 +41,11 @@ METHODS: dict[str, tuple[str, str]] = {
     "bm25": ("default", "bm25"),
     "dense-e5": ("default", "dense"),
     "dense-minilm": ("minilm", "dense"),
+    "dense-gemma": ("gemma", "dense"),
+    "hybrid-gemma": ("gemma", "hybrid"),
+    "hybrid-gemma-translated": ("gemma", "hybrid"),
+    "dense-gemma256": ("gemma256", "dense"),
+    "hybrid-gemma256-translated": ("gemma256", "hybrid"),
 }
 METHOD_LABELS = {
     "hybrid-translated": "hybrid + question translation (ours, default)",
@@ -48,13 +53,66 @@ METHOD_LABELS = {
     "bm25": "BM25 alone",
     "dense-e5": "dense e5-small alone",
     "dense-minilm": "dense all-MiniLM-L6-v2 (LangChain tutorial default)",
+    "dense-gemma": "dense EmbeddingGemma-300m alone (768-d)",
+    "hybrid-gemma": "hybrid BM25 + EmbeddingGemma, no translation",
+    "hybrid-gemma-translated": "hybrid BM25 + EmbeddingGemma + translation",
+    "dense-gemma256": "dense EmbeddingGemma, Matryoshka 256-d",
+    "hybrid-gemma256-translated": "hybrid BM25 + EmbeddingGemma 256-d + translation",
+}
+# `--methods` shorthands.
+METHOD_GROUPS: dict[str, list[str]] = {
+    "baselines": ["hybrid-translated", "hybrid", "bm25", "dense-e5", "dense-minilm"],
+    "embeddings": ["hybrid-translated", "hybrid", "dense-e5", "dense-gemma", "hybrid-gemma",
+                   "hybrid-gemma-translated", "dense-gemma256", "hybrid-gemma256-translated"],
+}
+DEFAULT_METHODS = METHOD_GROUPS["baselines"]
+# Embedding settings of each model key ("default": the configured model; "minilm" is built apart).
+MODEL_SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "gemma": {"model": "embeddinggemma"},
+    "gemma256": {"model": "embeddinggemma", "dimensions": 256},
 }
 # Methods that search a question's translation beside it, for questions not in
 # the corpus language (Italian questions are searched as they are, as in the product).
-TRANSLATED = frozenset({"hybrid-translated"})
+TRANSLATED = frozenset({"hybrid-translated", "hybrid-gemma-translated", "hybrid-gemma256-translated"})
 CORPUS_LANGUAGE = "it"
 # Chunks fetched per question: enough for >= 10 distinct paragraphs.
 SEARCH_DEPTH_CHUNKS = 60
+
+
+def expand_methods(names: Sequence[str]) -> list[str]:
+    """Method names with the group shorthands expanded, each once, in order."""
+    return list(dict.fromkeys(m for n in names for m in METHOD_GROUPS.get(n, [n])))
+
+
+def model_settings(settings: Settings, key: str) -> Settings:
+    """``settings`` with model ``key``'s embedding (and so that model's calibrated retrieval settings)."""
+    if not MODEL_SETTINGS[key]:
+        return settings
+    data = settings.model_dump(exclude={"embedding", "retrieval"})
+    return Settings(**data, embedding={**settings.embedding.model_dump(exclude={"model", "query_prompt",
+                                       "document_prompt", "dimensions"}), **MODEL_SETTINGS[key]})
+
+
+class Truncated:
+    """Matryoshka vectors from a full-size encoder: the first ``dim`` components, re-normalised
+    (what sentence-transformers' ``truncate_dim`` does), so a smaller size costs no second pass."""
+
+    def __init__(self, full: Any, dim: int) -> None:
+        self.full, self.dim = full, dim
+        self.model_id = f"{full.model_id}/{dim}d"
+        self.cfg = full.cfg
+        self.query_prompt, self.document_prompt = full.query_prompt, full.document_prompt
+
+    def _cut(self, vectors: np.ndarray) -> np.ndarray:
+        v = np.ascontiguousarray(vectors[:, : self.dim], dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._cut(self.full.encode_queries(texts))
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._cut(self.full.encode_passages(texts, show_progress))
 
 
 def bare_text(chunk: Chunk) -> str:
@@ -104,17 +162,19 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def cache_path(cache_dir: Path, embedder: Embedder, texts: Sequence[str], *, queries: bool) -> Path:
+def cache_path(cache_dir: Path, embedder: Any, texts: Sequence[str], *, queries: bool) -> Path:
     """Where the vectors of ``texts`` are cached: model id + prompt + exact texts."""
-    prompt = embedder.cfg.query_prompt if queries else embedder.cfg.document_prompt
+    prompt = embedder.query_prompt if queries else embedder.document_prompt
     kind = "q" if queries else "p"
     return cache_dir / "embeddings" / f"{_slug(embedder.model_id)}-{kind}-{texts_digest(texts, prompt)}.npy"
 
 
 def cached_encode(
-    cache_dir: Path, embedder: Embedder, texts: Sequence[str], *, queries: bool, progress: bool = True
+    cache_dir: Path, embedder: Any, texts: Sequence[str], *, queries: bool, progress: bool = True
 ) -> np.ndarray:
     """Vectors of ``texts``, from ``cache_dir`` when the same model saw the same texts."""
+    if isinstance(embedder, Truncated):  # cut from the full-size vectors (cached once)
+        return embedder._cut(cached_encode(cache_dir, embedder.full, texts, queries=queries, progress=progress))
     path = cache_path(cache_dir, embedder, texts, queries=queries)
     if path.exists():
         try:
@@ -284,7 +344,7 @@ def evaluate_retrieval(
     questions: Sequence[SquadQuestion],
     *,
     cache_dir: Path,
-    methods: Sequence[str] = tuple(METHODS),
+    methods: Sequence[str] = tuple(DEFAULT_METHODS),
     ks: tuple[int, ...] = (1, 2, 3, 4, 5, 10),
     retrieval: RetrievalSettings | None = None,
     progress: bool = True,
@@ -296,15 +356,24 @@ def evaluate_retrieval(
     chunks = chunk_corpus(corpus, settings)
     timings["chunking"] = time.perf_counter() - t
     log(f"{len(corpus)} paragraphs -> {len(chunks)} chunks ({timings['chunking']:.1f}s)")
-    cfg = retrieval or settings.retrieval
-    embedders: dict[str, Callable[[], Embedder]] = {
-        "default": lambda: load_embedder(settings),
-        "minilm": minilm_embedder,
-    }
+    loaded: dict[str, Any] = {}
+
+    def embedder_for(key: str) -> Any:
+        if key == "minilm":
+            return minilm_embedder()
+        if key == "gemma256":
+            return Truncated(embedder_for("gemma"), 256)
+        if key not in loaded:
+            loaded[key] = load_embedder(model_settings(settings, key))
+        return loaded[key]
+
     results: list[MethodResult] = []
+    translations: dict[str, str | None] | None = None
     for model_key in dict.fromkeys(METHODS[m][0] for m in methods):
         t = time.perf_counter()
-        embedder = embedders[model_key]()
+        # Each model searches with the retrieval settings calibrated for it, unless given.
+        cfg = retrieval or model_settings(settings, "gemma" if model_key == "gemma256" else model_key).retrieval
+        embedder = embedder_for(model_key)
         index = build_index(chunks, embedder, cache_dir, progress, bare_text if model_key == "minilm" else indexed_text)
         texts = [q.question(lang) for lang in LANGS for q in questions]
         lookup = PrecomputedEmbedder(embedder)
@@ -323,22 +392,21 @@ def evaluate_retrieval(
             lookup,  # type: ignore[arg-type]
             cfg.model_copy(update={"mode": "hybrid" if set(modes) - {"dense"} else "dense"}),
         )
-        translations: dict[str, str | None] = {}
-        if TRANSLATED & set(methods) and model_key == "default":
-            t = time.perf_counter()
-            try:
-                translations = question_translations(settings, questions, cache_dir, progress, log)
-            except RagError as err:  # no chat model here: report the other methods
-                log(f"question translation unavailable, skipping {', '.join(sorted(TRANSLATED))}: {err}")
-                methods = [m for m in methods if m not in TRANSLATED]
-            else:
-                made = [x for x in translations.values() if x]
-                vectors = cached_encode(cache_dir, embedder, made, queries=True, progress=progress)
-                lookup.add(made, vectors, queries=True)
-            timings["translations"] = time.perf_counter() - t
-        for method in methods:
-            if METHODS[method][0] != model_key:
-                continue
+        wanted = [m for m in methods if METHODS[m][0] == model_key]
+        if TRANSLATED & set(wanted):
+            if translations is None:  # the same translations for every model
+                t = time.perf_counter()
+                try:
+                    translations = question_translations(settings, questions, cache_dir, progress, log)
+                except RagError as err:  # no chat model here: report the other methods
+                    log(f"question translation unavailable, skipping {', '.join(sorted(TRANSLATED))}: {err}")
+                    translations = {}
+                timings["translations"] = time.perf_counter() - t
+            if not translations:
+                wanted = [m for m in wanted if m not in TRANSLATED]
+            made = [x for x in translations.values() if x]
+            lookup.add(made, cached_encode(cache_dir, embedder, made, queries=True, progress=progress), queries=True)
+        for method in wanted:
             for lang in LANGS:
                 use = translations if method in TRANSLATED and lang != CORPUS_LANGUAGE else None
                 res = run_method(method, retriever, METHODS[method][1], questions, lang, ks, progress, use)

@@ -28,6 +28,7 @@ class EvalSettings(BaseSettings):
     news_questions: Path | None = None
     corpus: Path | None = None
     squad_questions: Path | None = None
+    squad_english: Path | None = None  # English SQuAD v1.1 dev (threshold calibration)
     # Answer benchmark: questions sampled from the dev set, each asked in Italian and English.
     answers_n: int = Field(10, ge=1)
     # Also ask each sampled question without its gold paragraph in the index (it doubles the run).
@@ -49,6 +50,7 @@ class EvalSettings(BaseSettings):
             "news_questions": "bench/news_qa/news_dev.jsonl",
             "corpus": "bench/squad_it/corpus.jsonl.gz",
             "squad_questions": "bench/squad_it/dev_questions.jsonl",
+            "squad_english": "bench/squad_it/squad_en_dev-v1.1.rebuilt.json.gz",
         }
         for name, where in defaults.items():
             if getattr(self, name) is None:

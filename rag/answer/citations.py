@@ -38,9 +38,11 @@ _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 # Citations written after the full stop ("… fine. [2]") move before it.
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
 
-# Support thresholds, calibrated on hand-labelled claim/sentence pairs from the
-# seed article (true claims: cosine 0.81-0.90; invented ones: 0.73-0.79, a few
-# reversed/partly-true claims up to 0.85, which no bi-encoder separates).
+# Support thresholds. Lexical: a share of the claim's words. Semantic (a cosine of the
+# embedding model, so set per model: retrieval.min_support) was calibrated for e5 on
+# hand-labelled claim/sentence pairs from the seed article (true claims: 0.81-0.90;
+# invented ones: 0.73-0.79, a few reversed/partly-true ones up to 0.85, which no
+# bi-encoder separates).
 MIN_LEXICAL_SUPPORT = 0.5
 MIN_SEMANTIC_SUPPORT = 0.80
 # A passage the model did not cite is added when it supports the claim this much better.
@@ -147,11 +149,14 @@ class SupportChecker:
         hits: list[SearchHit],
         embedder: Encoder,
         sentences: list[tuple[list[tuple[int, int]], np.ndarray]] | None = None,
+        min_semantic: float = MIN_SEMANTIC_SUPPORT,
     ) -> None:
         """``sentences``: per hit, (``sentence_spans`` spans, their passage vectors),
-        e.g. the retriever's cache (``HybridRetriever.sentence_vectors``); computed here if None."""
+        e.g. the retriever's cache (``HybridRetriever.sentence_vectors``); computed here if None.
+        ``min_semantic``: the cosine that supports a claim across languages (the model's own scale)."""
         self.hits = hits
         self.embedder = embedder
+        self.min_semantic = min_semantic
         if sentences is None:
             spans = [sentence_spans(h.text) for h in hits]
             flat = [h.text[s:e] for h, sp in zip(hits, spans, strict=True) for s, e in sp]
@@ -208,7 +213,7 @@ class SupportChecker:
             lex = lexical_support(claim, sentence, language)
             sem = float(sims[j])
             same_language = words_in is not None and words_in == language
-            semantic_ok = sem >= MIN_SEMANTIC_SUPPORT and not same_language
+            semantic_ok = sem >= self.min_semantic and not same_language
             if not (lex >= MIN_LEXICAL_SUPPORT or semantic_ok) or not numbers_match(claim, sentence):
                 continue
             # A name the passage never mentions is a claim it cannot support, however many other

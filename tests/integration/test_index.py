@@ -60,10 +60,16 @@ def test_vectors_embed_the_title_and_heading(settings: Settings) -> None:
     assert all(c.text in t for t, c in zip(emb.texts, store.chunks, strict=True))
 
 
-def test_model_and_chunking_changes_rebuild(settings: Settings, home: Path) -> None:
+def test_model_and_chunking_changes_rebuild(
+    settings: Settings, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
     _, r = sync_index(settings, FakeEmbedder("other-model"), progress=False)  # type: ignore[arg-type]
     assert r.action == "rebuilt" and "embedding model changed" in (r.reason or "")
+    assert "Rebuilding the index once: embedding model changed" in caplog.text  # said, once
+    assert read_manifest(settings.index_dir).embedding_model == "other-model"  # type: ignore[union-attr]
+    _, r = sync_index(settings, FakeEmbedder("other-model"), progress=False)  # type: ignore[arg-type]
+    assert r.action == "loaded" and caplog.text.count("Rebuilding") == 1
     s2 = make_settings(home, chunking={"chunk_tokens": 60, "overlap_tokens": 10})
     _, r = sync_index(s2, FakeEmbedder("other-model"), progress=False)  # type: ignore[arg-type]
     assert r.action == "rebuilt" and r.reason == "chunking settings changed"

@@ -1,0 +1,101 @@
+"""What an embedding model costs on this machine: load time, passages/s at ingest, query latency
+through the product's retriever, index size and peak RAM.
+
+Each model is measured in a fresh process (``python -m evals.embedding_cost KEY``) so its peak
+RAM is its own; ``measure_costs`` runs them one after another and collects the JSON they print.
+Vectors of the whole corpus come from the retrieval benchmark's cache; only the ingest sample and
+the questions are embedded here, by the real model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+INGEST_SAMPLE = 256  # passages embedded from scratch to time ingestion
+QUERY_SAMPLE = 50  # questions searched one by one (half Italian, half English)
+
+
+def measure_costs(keys: Sequence[str], corpus: Path, questions: Path, cache_dir: Path) -> dict[str, Any]:
+    """Each model key's costs, measured in its own process, one at a time (2 cores: no overlap)."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        cmd = [sys.executable, "-m", "evals.embedding_cost", key, "--corpus", str(corpus),
+               "--questions", str(questions), "--cache", str(cache_dir)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            out[key] = {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+        else:
+            out[key] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _probe(key: str, corpus_file: Path, questions_file: Path, cache_dir: Path) -> dict[str, Any]:
+    from rag.config import load_settings
+    from rag.runtime import configure
+    from rag.search.embedding import load_embedder
+    from rag.search.retrieval import HybridRetriever
+
+    from .data import load_corpus, load_squad_questions
+    from .retrieval import Truncated, build_index, chunk_corpus, model_settings
+
+    settings = load_settings()
+    configure(settings)
+    full_key = "gemma" if key == "gemma256" else key
+    model = model_settings(settings, full_key)
+    t = time.perf_counter()
+    embedder: Any = load_embedder(model)
+    load_s = time.perf_counter() - t
+    if key == "gemma256":
+        embedder = Truncated(embedder, 256)
+    corpus = load_corpus(corpus_file)
+    chunks = chunk_corpus(corpus, settings)
+    from rag.corpus.chunking import indexed_text
+
+    sample = [indexed_text(c) for c in chunks[:: max(1, len(chunks) // INGEST_SAMPLE)][:INGEST_SAMPLE]]
+    embedder.encode_passages(sample[:8])  # first call pays one-time set-up
+    t = time.perf_counter()
+    embedder.encode_passages(sample)
+    passages_per_s = len(sample) / (time.perf_counter() - t)
+    index = build_index(chunks, embedder, cache_dir, progress=False)
+    retriever = HybridRetriever(index.store, embedder, model.retrieval)
+    qs = load_squad_questions(questions_file, corpus)[:QUERY_SAMPLE]
+    seconds = []
+    for i, q in enumerate(qs):
+        text = q.question("it" if i % 2 == 0 else "en")
+        t = time.perf_counter()
+        retriever.search(text, k=model.retrieval.k)
+        seconds.append(time.perf_counter() - t)
+    return {
+        "model_id": embedder.model_id,
+        "dim": embedder.dim,
+        "load_s": round(load_s, 2),
+        "passages_per_s": round(passages_per_s, 1),
+        "query_p50_ms": round(1000 * statistics.median(seconds)),
+        "query_p95_ms": round(1000 * sorted(seconds)[int(0.95 * (len(seconds) - 1))]),
+        "vectors_mb_per_1k_passages": round(embedder.dim * 4 * 1000 / 2**20, 2),
+        "index_vectors_mb": round(index.vectors.shape[0] * embedder.dim * 4 / 2**20, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("key")
+    p.add_argument("--corpus", type=Path, required=True)
+    p.add_argument("--questions", type=Path, required=True)
+    p.add_argument("--cache", type=Path, required=True)
+    a = p.parse_args(argv)
+    print(json.dumps(_probe(a.key, a.corpus, a.questions, a.cache)))
+
+
+if __name__ == "__main__":
+    main()

@@ -113,6 +113,13 @@ def add_eval_parser(subparsers: Any) -> None:
     _common(k)
     k.set_defaults(func=cmd_calibrate)
 
+    t = sub.add_parser("tune", help="the hybrid's weights for one embedding model, on SQuAD-it dev")
+    _squad_inputs(t, cfg)
+    t.add_argument("--method", choices=[m for m, (_, mode) in METHODS.items() if mode == "hybrid"],
+                   default="hybrid-gemma-translated")
+    _common(t)
+    t.set_defaults(func=cmd_tune)
+
     w = sub.add_parser("answers", help="EM/F1, citations and language on a sample of SQuAD-it questions")
     _squad_inputs(w, cfg)
     w.add_argument("--n", type=_positive, default=cfg.answers_n, help=f"questions sampled (default {cfg.answers_n})")
@@ -412,6 +419,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"  {key:<9} min_relevance {m['min_relevance']:.3f}: answerable pass {m['answerable_pass']:.3f}, "
               f"off-topic refused {m['off_topic_refused']:.3f} | min_support {m['min_support']:.3f}: "
               f"true {m['true_supported']:.3f}, false {m['false_supported']:.3f}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .retrieval import tune_hybrid
+
+    ctx = _Ctx(args)
+    corpus, questions = _squad(ctx)
+    rows = tune_hybrid(ctx.settings, corpus, questions, args.method, cache_dir=ctx.cache, ks=ctx.cfg.ks,
+                       progress=ctx.progress, log=ctx.log)
+    ctx.publish("tuning", {"method": args.method, "questions": len(questions), "rows": rows})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"\n{args.method}: best mean recall@5 first")
+    for r in rows:
+        print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -83,8 +83,16 @@ def _probe(key: str, corpus_file: Path, questions_file: Path, cache_dir: Path) -
         "query_p95_ms": round(1000 * sorted(seconds)[int(0.95 * (len(seconds) - 1))]),
         "vectors_mb_per_1k_passages": round(embedder.dim * 4 * 1000 / 2**20, 2),
         "index_vectors_mb": round(index.vectors.shape[0] * embedder.dim * 4 / 2**20, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _peak_rss_mb() -> int:
+    """This process's peak RSS. Not getrusage's ru_maxrss: Linux carries it over from the parent
+    across exec, so every child would report the (larger) parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        found = re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.MULTILINE)
+    return round(int(found.group(1)) / 1024) if found else 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:

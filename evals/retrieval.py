@@ -475,3 +475,35 @@ def subset(
     keep += [p for p in corpus if p.pid not in gold][: max(0, max_paragraphs - len(keep))]
     order = {p.pid: i for i, p in enumerate(corpus)}
     return sorted(keep, key=lambda p: order[p.pid]), qs
+
+
+# The hybrid's weights tried by ``rag eval tune`` (bm25_weight x sentence_weight).
+TUNE_GRID: dict[str, tuple[float, ...]] = {"bm25_weight": (0.2, 0.3, 0.4, 0.6, 0.8), "sentence_weight": (0.5, 1.0)}
+
+
+def tune_hybrid(
+    settings: Settings,
+    corpus: Sequence[Paragraph],
+    questions: Sequence[SquadQuestion],
+    method: str,
+    *,
+    cache_dir: Path,
+    ks: tuple[int, ...] = (1, 5, 10),
+    progress: bool = True,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, Any]]:
+    """``method`` (a hybrid one) over the weight grid, both languages; best mean recall@5 first."""
+    key = METHODS[method][0]
+    base = model_settings(settings, "gemma" if key == "gemma256" else key).retrieval
+    rows = []
+    for bm25 in TUNE_GRID["bm25_weight"]:
+        for sentence in TUNE_GRID["sentence_weight"]:
+            cfg = base.model_copy(update={"bm25_weight": bm25, "sentence_weight": sentence})
+            run = evaluate_retrieval(settings, corpus, questions, cache_dir=cache_dir, methods=[method], ks=ks,
+                                     retrieval=cfg, progress=progress)
+            table = run.table()[method]
+            row = {"bm25_weight": bm25, "sentence_weight": sentence, **{
+                f"{lang} {m}": table[lang][m] for lang in LANGS for m in ("recall@1", "recall@5", "mrr")}}
+            log(" ".join(f"{k} {v}" for k, v in row.items()))
+            rows.append(row)
+    return sorted(rows, key=lambda r: -(r["it recall@5"] + r["en recall@5"]))

@@ -32,7 +32,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
     return Settings(
         home=home,
         models_dir=REPO / "models",
-        embedding={"model": str(REPO / DEFAULT_E5_DIR)},
+        embedding=overrides.pop("embedding", {"model": str(REPO / DEFAULT_E5_DIR)}),
         llm={"model_path": str(REPO / DEFAULT_GGUF), "answer_check": False, **overrides.pop("llm", {})},  # type: ignore[dict-item]
         retrieval={"translate_query": False, **overrides.pop("retrieval", {})},  # type: ignore[dict-item]
         **overrides,

@@ -163,7 +163,7 @@ def calibrate(
         embedder = Truncated(loaded[full], 256) if key == "gemma256" else loaded[full]
         ids[key] = embedder.model_id
         scores[key] = model_scores(embedder, corpus, questions, pairs, settings, cache_dir, progress)
-        cfg = model_settings(settings, full).retrieval
+        cfg = model_settings(settings, key).retrieval
         thresholds[key] = {"min_relevance": cfg.min_relevance, "min_support": cfg.min_support}
         log(f"{key}: scored")
     ref, ref_t = scores[REFERENCE], thresholds[REFERENCE]

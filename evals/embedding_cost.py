@@ -31,10 +31,11 @@ def measure_costs(keys: Sequence[str], corpus: Path, questions: Path, cache_dir:
         cmd = [sys.executable, "-m", "evals.embedding_cost", key, "--corpus", str(corpus),
                "--questions", str(questions), "--cache", str(cache_dir)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
             out[key] = {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
         else:
-            out[key] = json.loads(done.stdout.strip().splitlines()[-1])
+            out[key] = json.loads(lines[-1])
     return out
 
 

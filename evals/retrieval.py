@@ -67,10 +67,12 @@ METHOD_GROUPS: dict[str, list[str]] = {
 }
 DEFAULT_METHODS = METHOD_GROUPS["baselines"]
 # Embedding settings of each model key ("default": the configured model; "minilm" is built apart).
+# Prompts and size are given explicitly: left out, the environment or rag.toml would fill them in.
+_OWN = {"query_prompt": None, "document_prompt": None}
 MODEL_SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
-    "gemma": {"model": "embeddinggemma"},
-    "gemma256": {"model": "embeddinggemma", "dimensions": 256},
+    "gemma": {"model": "embeddinggemma", **_OWN, "dimensions": None},
+    "gemma256": {"model": "embeddinggemma", **_OWN, "dimensions": 256},
 }
 # Methods that search a question's translation beside it, for questions not in
 # the corpus language (Italian questions are searched as they are, as in the product).

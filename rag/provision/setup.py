@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 from ..config import DEFAULT_GGUF, Settings
 from ..errors import ModelNotFoundError
@@ -20,17 +21,8 @@ def step(message: str) -> float:
     return time.perf_counter()
 
 
-def prepare_embedding_model(settings: Settings, model: EmbeddingModel | None = None) -> None:
-    """Make a prepared embedding model's folder (once): ``model``, else the configured one."""
-    model = model or known_model(settings.embedding.model, settings.models_dir)
-    if model is None:
-        return  # the user's own model: nothing to prepare
-    if model is EMBEDDINGGEMMA:
-        folder = settings.models_dir / model.folder
-        print(f"  {model.description}\n  licence: {model.licence}", file=sys.stderr, flush=True)
-        ensure_embeddinggemma(folder, settings.home / ".cache" / "model-parts" / "embeddinggemma")
-        return
-    assert model is E5_SMALL
+def _prepare_e5(settings: Settings, model: EmbeddingModel) -> None:
+    """Convert the bundled e5 model into a sentence-transformers folder (once)."""
     path = settings.models_dir / model.folder
     # Not just "a stamp exists": a folder missing a file or made by an older converter is redone.
     if is_converted(path):
@@ -46,17 +38,33 @@ def prepare_embedding_model(settings: Settings, model: EmbeddingModel | None = N
         raise ModelNotFoundError(f"The default embedding model could not be prepared in {path}: {err}") from err
 
 
-def prepare(settings: Settings, *, with_llm: bool = True, also: EmbeddingModel | None = None) -> None:
+def _prepare_gemma(settings: Settings, model: EmbeddingModel) -> None:
+    print(f"  {model.description}\n  licence: {model.licence}", file=sys.stderr, flush=True)
+    ensure_embeddinggemma(settings.models_dir / model.folder, settings.home / ".cache" / "model-parts" / model.name)
+
+
+PREPARE: dict[str, Callable[[Settings, EmbeddingModel], None]] = {
+    E5_SMALL.name: _prepare_e5,
+    EMBEDDINGGEMMA.name: _prepare_gemma,
+}
+
+
+def prepare(settings: Settings, *, with_llm: bool = True, also: EmbeddingModel | None = None) -> bool:
     """Models and vocabularies the assistant reads at run time; the index is built by the caller.
-    ``also``: an embedding model to prepare besides the configured one (``rag setup --embedding``)."""
+    ``also``: an embedding model to prepare besides the configured one (``rag setup --embedding``).
+    Returns whether ``also`` was prepared without being the configured model."""
     configure(settings)
     step("tiktoken vocabularies (offline cache)")
     seed_tiktoken_cache(tiktoken_dir(settings))
     step(f"embedding model: {settings.embedding.model}")
-    prepare_embedding_model(settings)
-    if also is not None and also is not known_model(settings.embedding.model, settings.models_dir):
+    configured = known_model(settings.embedding.model, settings.home, settings.models_dir)
+    if configured is not None:  # else the user's own model: nothing to prepare
+        PREPARE[configured.name](settings, configured)
+    extra = also is not None and also is not configured
+    if also is not None and extra:
         step(f"embedding model: {also.name}")
-        prepare_embedding_model(settings, also)
+        PREPARE[also.name](settings, also)
     if with_llm and settings.llm.model_path == DEFAULT_GGUF:
         step("chat model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (verified by SHA-256)")
         ensure_default_gguf(settings.resolve(DEFAULT_GGUF), settings.home / ".cache" / "model-parts")
+    return extra

@@ -21,7 +21,7 @@ from ..config import EmbeddingSettings, Settings
 from ..errors import ModelNotFoundError
 from .embedding_models import E5_SMALL, known_model
 
-# Written last by ``rag setup`` into the default model's folder (``rag.provision.e5_convert``).
+# Written last by ``rag setup`` into a prepared model's folder (``rag.provision``).
 PREPARED_STAMP = "conversion.json"
 
 
@@ -78,6 +78,8 @@ class Embedder:
         # Local folders are identified by name + content, not by the path used
         # to reach them, so moving or re-pointing at the same model keeps the index.
         name = f"{folder.name}@{_fingerprint(folder)}" if folder.is_dir() else cfg.model
+        if self.document_prompt != prompts.get("document", ""):  # stored vectors depend on it
+            name += "+prompt:" + hashlib.sha1(self.document_prompt.encode()).hexdigest()[:8]
         self.model_id = name if cfg.dimensions is None else f"{name}/{self.dim}d"
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
@@ -102,8 +104,8 @@ class Embedder:
 
 
 def _prepared(folder: Path) -> bool:
-    """The default folder as ``rag setup`` leaves it: its stamp (written last) and every file it lists.
-    (Whether an older converter made it is setup's concern: it converts again.)"""
+    """A prepared model's folder as ``rag setup`` leaves it: its stamp (written last) and every file
+    it lists. (Whether an older converter made it is setup's concern: it prepares it again.)"""
     try:
         stamp = json.loads((folder / PREPARED_STAMP).read_text(encoding="utf-8"))
         return all((folder / name).is_file() for name in stamp["files"])
@@ -114,7 +116,7 @@ def _prepared(folder: Path) -> bool:
 def model_location(settings: Settings) -> str:
     """The local folder of the configured model, or its name for a user's own hub set-up."""
     cfg = settings.embedding
-    model = known_model(cfg.model, settings.models_dir)
+    model = known_model(cfg.model, settings.home, settings.models_dir)
     if model is None:
         path = settings.resolve(cfg.model)
         return str(path) if path.exists() else cfg.model

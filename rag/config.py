@@ -51,7 +51,7 @@ class EmbeddingSettings(BaseModel):
     # for a user's own model, the prompts its folder defines, else none.
     query_prompt: str | None = None
     document_prompt: str | None = None
-    # Matryoshka truncation (EmbeddingGemma: 512, 256 or 128); unset = the model's full size.
+    # Matryoshka truncation, to a size calibrated for the model (EmbeddingGemma: 256); unset = full size.
     dimensions: int | None = Field(None, ge=32)
     batch_size: int = Field(32, ge=1)
     device: str = "cpu"

@@ -88,8 +88,9 @@ def expand_methods(names: Sequence[str]) -> list[str]:
 
 
 def model_settings(settings: Settings, key: str) -> Settings:
-    """``settings`` with model ``key``'s embedding (and so that model's calibrated retrieval settings)."""
-    if not MODEL_SETTINGS[key]:
+    """``settings`` with model ``key``'s embedding (and so that model's calibrated retrieval settings);
+    ``settings`` itself for the configured model and the MiniLM baseline (built apart)."""
+    if not MODEL_SETTINGS.get(key):
         return settings
     data = settings.model_dump(exclude={"embedding", "retrieval"})
     return Settings(**data, embedding={**settings.embedding.model_dump(exclude={"model", "query_prompt",

@@ -31,7 +31,7 @@ from rag.config import Settings
 from rag.text.sentences import sentence_spans
 
 from .data import Paragraph, SquadQuestion
-from .retrieval import LANGS, Truncated, cached_encode, chunk_corpus, chunk_sentences, model_settings
+from .retrieval import LANGS, cached_encode, chunk_corpus, chunk_sentences, model_embedder, model_settings
 
 REFERENCE = "default"  # the model whose hand-set thresholds are carried over
 # Off-topic partner of article i: article (i + OFFSET) in sorted order, a fixed, unrelated pick.
@@ -148,8 +148,6 @@ def calibrate(
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Each model's thresholds matching the reference model's pass rates, with what they cost."""
-    from rag.search.embedding import load_embedder
-
     pairs = support_pairs(corpus, questions, english_contexts(english_file))
     log(f"{len(questions)} questions x {len(LANGS)} languages; {len(pairs)} answer-sentence translation pairs")
     loaded: dict[str, Any] = {}
@@ -157,10 +155,7 @@ def calibrate(
     ids: dict[str, str] = {}
     thresholds: dict[str, dict[str, float]] = {}
     for key in dict.fromkeys([REFERENCE, *keys]):
-        full = "gemma" if key == "gemma256" else key
-        if full not in loaded:
-            loaded[full] = load_embedder(model_settings(settings, full))
-        embedder = Truncated(loaded[full], 256) if key == "gemma256" else loaded[full]
+        embedder = model_embedder(settings, key, loaded)
         ids[key] = embedder.model_id
         scores[key] = model_scores(embedder, corpus, questions, pairs, settings, cache_dir, progress)
         cfg = model_settings(settings, key).retrieval

@@ -41,26 +41,21 @@ def measure_costs(keys: Sequence[str], corpus: Path, questions: Path, cache_dir:
 
 def _probe(key: str, corpus_file: Path, questions_file: Path, cache_dir: Path) -> dict[str, Any]:
     from rag.config import load_settings
+    from rag.corpus.chunking import indexed_text
     from rag.runtime import configure
-    from rag.search.embedding import load_embedder
     from rag.search.retrieval import HybridRetriever
 
     from .data import load_corpus, load_squad_questions
-    from .retrieval import Truncated, build_index, chunk_corpus, model_settings
+    from .retrieval import build_index, chunk_corpus, model_embedder, model_settings
 
     settings = load_settings()
     configure(settings)
-    full_key = "gemma" if key == "gemma256" else key
-    model = model_settings(settings, full_key)
+    model = model_settings(settings, key)
     t = time.perf_counter()
-    embedder: Any = load_embedder(model)
+    embedder = model_embedder(settings, key, {})
     load_s = time.perf_counter() - t
-    if key == "gemma256":
-        embedder = Truncated(embedder, 256)
     corpus = load_corpus(corpus_file)
     chunks = chunk_corpus(corpus, settings)
-    from rag.corpus.chunking import indexed_text
-
     sample = [indexed_text(c) for c in chunks[:: max(1, len(chunks) // INGEST_SAMPLE)][:INGEST_SAMPLE]]
     embedder.encode_passages(sample[:8])  # first call pays one-time set-up
     t = time.perf_counter()

@@ -97,6 +97,22 @@ def model_settings(settings: Settings, key: str) -> Settings:
                                        "document_prompt", "dimensions"}), **MODEL_SETTINGS[key]})
 
 
+# Matryoshka sizes measured by cutting the full model's vectors: (full model key, size).
+TRUNCATED: dict[str, tuple[str, int]] = {"gemma256": ("gemma", 256)}
+
+
+def model_embedder(settings: Settings, key: str, loaded: dict[str, Any]) -> Any:
+    """The encoder of model ``key``; full-size models are loaded once into ``loaded``."""
+    if key == "minilm":
+        return minilm_embedder()
+    if key in TRUNCATED:
+        full, dim = TRUNCATED[key]
+        return Truncated(model_embedder(settings, full, loaded), dim)
+    if key not in loaded:
+        loaded[key] = load_embedder(model_settings(settings, key))
+    return loaded[key]
+
+
 class Truncated:
     """Matryoshka vectors from a full-size encoder: the first ``dim`` components, re-normalised
     (what sentence-transformers' ``truncate_dim`` does), so a smaller size costs no second pass."""
@@ -360,23 +376,13 @@ def evaluate_retrieval(
     timings["chunking"] = time.perf_counter() - t
     log(f"{len(corpus)} paragraphs -> {len(chunks)} chunks ({timings['chunking']:.1f}s)")
     loaded: dict[str, Any] = {}
-
-    def embedder_for(key: str) -> Any:
-        if key == "minilm":
-            return minilm_embedder()
-        if key == "gemma256":
-            return Truncated(embedder_for("gemma"), 256)
-        if key not in loaded:
-            loaded[key] = load_embedder(model_settings(settings, key))
-        return loaded[key]
-
     results: list[MethodResult] = []
     translations: dict[str, str | None] | None = None
     for model_key in dict.fromkeys(METHODS[m][0] for m in methods):
         t = time.perf_counter()
         # Each model searches with the retrieval settings calibrated for it, unless given.
-        cfg = retrieval or model_settings(settings, "gemma" if model_key == "gemma256" else model_key).retrieval
-        embedder = embedder_for(model_key)
+        cfg = retrieval or model_settings(settings, model_key).retrieval
+        embedder = model_embedder(settings, model_key, loaded)
         index = build_index(chunks, embedder, cache_dir, progress, bare_text if model_key == "minilm" else indexed_text)
         texts = [q.question(lang) for lang in LANGS for q in questions]
         lookup = PrecomputedEmbedder(embedder)
@@ -497,7 +503,7 @@ def tune_hybrid(
 ) -> list[dict[str, Any]]:
     """``method`` (a hybrid one) over the weight grid, both languages; best mean recall@5 first."""
     key = METHODS[method][0]
-    base = model_settings(settings, "gemma" if key == "gemma256" else key).retrieval
+    base = model_settings(settings, key).retrieval
     rows = []
     for bm25 in TUNE_GRID["bm25_weight"]:
         for sentence in TUNE_GRID["sentence_weight"]:

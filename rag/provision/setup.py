@@ -61,7 +61,8 @@ def prepare(settings: Settings, *, with_llm: bool = True, also: EmbeddingModel |
     if configured is not None:  # else the user's own model: nothing to prepare
         PREPARE[configured.name](settings, configured)
     extra = also is not None and also is not configured
-    if also is not None and extra:
+    if extra:
+        assert also is not None
         step(f"embedding model: {also.name}")
         PREPARE[also.name](settings, also)
     if with_llm and settings.llm.model_path == DEFAULT_GGUF:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -103,14 +103,14 @@ class Embedder:
         return self._encode(texts, self.document_prompt, show_progress)
 
 
-def _prepared(folder: Path) -> bool:
-    """A prepared model's folder as ``rag setup`` leaves it: its stamp (written last) and every file
-    it lists. (Whether an older converter made it is setup's concern: it prepares it again.)"""
+def prepared_stamp(folder: Path) -> dict[str, Any] | None:
+    """The stamp of a prepared model's folder as ``rag setup`` leaves it (written last), when every
+    file it lists is there; else None. (Which version made it is setup's concern: it prepares again.)"""
     try:
         stamp = json.loads((folder / PREPARED_STAMP).read_text(encoding="utf-8"))
-        return all((folder / name).is_file() for name in stamp["files"])
+        return stamp if all((folder / name).is_file() for name in stamp["files"]) else None
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return None
 
 
 def model_location(settings: Settings) -> str:
@@ -121,7 +121,7 @@ def model_location(settings: Settings) -> str:
         path = settings.resolve(cfg.model)
         return str(path) if path.exists() else cfg.model
     path = settings.models_dir / model.folder
-    if not _prepared(path):
+    if prepared_stamp(path) is None:
         how = f"`rag setup --embedding {model.name}`"
         if model is E5_SMALL:
             how = "`rag setup` (the README set-up command)"

@@ -50,7 +50,7 @@ def ask_through_gate(assistant: Assistant, ungated: Assistant, question: str, ba
     for item in assistant.ask_stream(question, backend=backend):
         if isinstance(item, Answer):
             a = item
-        else:
+        elif isinstance(item, str):
             draft += item
     assert a is not None
     seconds = time.perf_counter() - t

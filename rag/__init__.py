@@ -21,12 +21,13 @@ from .errors import (
     RagError,
 )
 from .llm import ANSWER_ENGINES, BACKENDS, EXTRACTIVE, ChatBackend
-from .types import Answer, Chunk, Citation, Document, SearchHit
+from .types import STAGES, Answer, Chunk, Citation, Document, SearchHit, Stage
 
 __all__ = [
     "ANSWER_ENGINES",
     "BACKENDS",
     "EXTRACTIVE",
+    "STAGES",
     "Answer",
     "Assistant",
     "BackendError",
@@ -43,5 +44,6 @@ __all__ = [
     "RagError",
     "SearchHit",
     "Settings",
+    "Stage",
     "load_settings",
 ]

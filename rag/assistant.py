@@ -30,7 +30,7 @@ from .search.embedding import Encoder, load_embedder
 from .search.indexer import SyncReport, indexed_manifest, load_documents, sync_index
 from .search.retrieval import HybridRetriever
 from .search.stores import MANIFEST
-from .types import Answer, Document, SearchHit
+from .types import Answer, Document, SearchHit, Stage
 
 # Folder of the index where the chat model's prompt states are saved (llm.prompt_cache_dir).
 PROMPT_STATES = "prompt-states"
@@ -225,13 +225,15 @@ class Assistant:
         if cfg.instructions == "refuse" and (found := find_instructions(f"{doc.title}\n{doc.text}")):
             raise DocumentError(
                 f"{doc.source}: refused, the text {found[0].reason} («{found[0].excerpt}…»). Articles are "
-                "read as data, never as instructions; set ingest.instructions = \"allow\" for a trusted source."
+                "read as data, never as instructions; set ingest.instructions = \"allow\" for a trusted source.",
+                code="instructions", name=Path(doc.source).name, excerpt=found[0].excerpt,
             )
         passages = len(chunk_document(doc, self.settings.chunking))
         if passages > cfg.max_passages:
             raise DocumentError(
                 f"{doc.source}: would make {passages:,} passages; the limit is {cfg.max_passages:,} "
-                "(ingest.max_passages). Split it into several articles."
+                "(ingest.max_passages). Split it into several articles.",
+                code="too_many_passages", name=Path(doc.source).name, passages=passages, limit=cfg.max_passages,
             )
 
     def _indexed_ids(self) -> set[str]:
@@ -286,11 +288,15 @@ class Assistant:
         k: int | None = None,
         default_language: str = "en",
         chat: ChatBackend | BaseChatModel | None = None,
-    ) -> Generator[str | Answer, None, None]:
-        """Yields answer text as it is generated, then the final :class:`Answer`.
+        cancel: threading.Event | None = None,
+    ) -> Generator[str | Stage | Answer, None, None]:
+        """Yields a :class:`Stage` as each step starts, answer text as it is generated,
+        then the final :class:`Answer`.
 
         ``backend``: a name of ``rag.llm.ANSWER_ENGINES`` (default ``llm.backend``);
-        ``chat``: any chat model for this call instead.
+        ``chat``: any chat model for this call instead; ``cancel``: set it (from any
+        thread) to stop the work at the next step or token; the last item is then an
+        Answer with ``stopped`` true.
         """
         t0 = time.perf_counter()
         validate_query(question, self.settings.retrieval.max_query_chars)
@@ -298,6 +304,10 @@ class Assistant:
         engine = backend or self.settings.llm.backend
         if engine not in ANSWER_ENGINES:
             raise ConfigError(f"Unknown answer engine {engine!r}; choose one of {', '.join(ANSWER_ENGINES)}.")
+        needs_model = chat is None and engine != EXTRACTIVE
+        cold = self._retriever is None or (needs_model and engine not in self._models.chats)
+        if cold:  # the first question (or one asked while the page warms up) waits for the models
+            yield Stage("loading", time.perf_counter() - t0)
         retriever = self.retriever
         if chat is not None:
             model = as_backend(chat)
@@ -306,7 +316,9 @@ class Assistant:
             pipeline = AnswerPipeline(self.settings, retriever, engine)
         else:  # opened by the pipeline when first needed: a refused question never loads it
             pipeline = AnswerPipeline(self.settings, retriever, engine, open_chat=lambda: self.chat_backend(engine))
-        yield from pipeline.stream(question, history, k=passages, default_language=default_language, t0=t0)
+        yield from pipeline.stream(
+            question, history, k=passages, default_language=default_language, t0=t0, cancel=cancel
+        )
 
 
 def as_backend(chat: ChatBackend | BaseChatModel) -> ChatBackend:

@@ -1,4 +1,4 @@
-"""rag: cited answers about news articles, offline (mirrors the Python API).
+"""The ``rag`` command: cited answers about news articles, offline (mirrors the Python API).
 
 Commands from other packages of this project (``ui``: the chat page; ``eval``:
 quality measurements) plug in through the ``rag.commands`` entry points.
@@ -17,12 +17,64 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .corpus.documents import body_of
 from .errors import RagError
 from .llm.names import ANSWER_ENGINES
 from .search.embedding_models import EMBEDDING_MODELS
 
 if TYPE_CHECKING:
     from .assistant import Assistant
+    from .types import Answer, Stage
+
+DESCRIPTION = """\
+Cited answers about news articles, offline: ask in Italian or English, get an
+answer in the question's language with the exact passages it comes from, or a
+clear "the articles do not say". The same as the chat page and the Python API."""
+
+EXAMPLES = """\
+examples:
+  rag ask "Chi ha firmato l'accordo di mutua difesa?"
+  rag chat                          # a conversation, with follow-up questions
+  rag ingest articles/              # add every .txt/.md article of a folder
+  rag search "mutual defence pact" --k 3
+  rag ui                            # the chat page, http://127.0.0.1:7860
+
+`rag COMMAND --help` describes each command. Settings: rag.toml or RAG_* variables
+(`rag config` prints them)."""
+
+ASK_EXAMPLES = """\
+examples:
+  rag ask "Chi ha firmato l'accordo di mutua difesa?"
+  rag ask "Who signed the pact?" --backend extractive     # quotes only, no model
+  rag ask "Who signed the pact?" --json > answer.json     # progress stays on stderr
+  printf 'Who signed it?\nWhen?\n' | rag ask             # one question a line
+
+Progress (loading, searching, reading N passages, writing, checking) goes to stderr,
+the answer to stdout. --json prints the Python API's Answer.to_dict(): text, language,
+answerable, citations [{number, doc_id, title, date, quote, start, end, passage, ...}],
+passages, backend, fell_back, fallback_reason, refusal_reason, relevance, searched_for,
+translated_query, read_whole_corpus, note, stopped, timings (seconds). See docs/cli.md."""
+
+CHAT_EXAMPLES = """\
+In the conversation: type a question and press Enter; follow-ups ("e lui cosa ha
+detto?") are understood from the conversation. Ctrl-C stops an answer being written;
+/new starts a new conversation; /quit or Ctrl-D ends."""
+
+SEARCH_EXAMPLES = """\
+examples:
+  rag search "accordo di mutua difesa"
+  rag search "Who signed the pact?" --k 3 --json"""
+
+# How each pipeline stage (rag.STAGES) is shown on stderr.
+STAGE_TEXT = {
+    "loading": "loading the index and the model",
+    "rewriting": "reading the conversation",
+    "searching": "searching the articles",
+    "translating": "translating the question to search in the articles' language",
+    "reading": "reading {passages} passages",
+    "writing": "writing the answer",
+    "checking": "checking the citations",
+}
 
 # Where other packages add subcommands: ``name = "module:function"``, the function
 # taking argparse's subparsers and registering its parser there.
@@ -58,12 +110,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{h.title}" + (f" ({h.date})" if h.date else "")
         heading = f" › {h.chunk.heading}" if h.chunk.heading else ""
         cosine = f"{h.dense_score:.3f}" if h.dense_score is not None else "-"
-        print(f"[{h.rank}] score {h.score:.4f}  cosine {cosine}  {where}{heading}  chars {h.span[0]}-{h.span[1]}")
-        print(textwrap.indent(textwrap.fill(h.text, 100), "    "))
+        print(f"[{h.rank}] {where}{heading}")
+        print(f"    score {h.score:.4f} · cosine {cosine} · chars {h.span[0]}-{h.span[1]} · id {h.doc_id}")
+        print(textwrap.indent(textwrap.fill(body_of(h.text), 100), "    "))
     return 0
 
 
-def _print_answer(answer: Any) -> None:
+def _print_answer(answer: Answer) -> None:
     print(answer.text)
     if answer.note:
         print(f"\n({answer.note})")
@@ -86,26 +139,75 @@ def erase_sequence(printed: str, columns: int) -> str:
     return "\r" + (f"\033[{rows - 1}A" if rows > 1 else "") + "\033[J"
 
 
+def stage_line(stage: Stage) -> str:
+    """``… searching the articles (0.4s)``."""
+    return f"… {STAGE_TEXT.get(stage.name, stage.name).format(passages=stage.passages)} ({stage.elapsed:.1f}s)"
+
+
+class Progress:
+    """The stages of an answer on stderr: in a terminal one line, rewritten at each stage
+    and cleared when the answer starts; otherwise (a log, a pipe) one line each."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.live = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def stage(self, stage: Stage, drafting: bool) -> None:
+        if not self.enabled:
+            return
+        if not self.live:
+            print(stage_line(stage), file=sys.stderr, flush=True)
+        elif not drafting:  # while the draft streams on the same screen, it is the progress
+            print(f"\r\033[K{stage_line(stage)}", end="", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+            self.shown = False
+
+
+def answer_with_progress(
+    assistant: Assistant, question: str, progress: Progress, *, stream: bool, **options: Any
+) -> Answer:
+    """Asks ``question``, showing the stages (stderr) and, when ``stream``, the draft on a
+    terminal (replaced by the validated answer, which is returned, not printed)."""
+    from .types import Answer, Stage
+
+    answer: Answer | None = None
+    draft = ""
+    live = stream and sys.stdout.isatty()
+    try:
+        for item in assistant.ask_stream(question, **options):
+            if isinstance(item, Stage):
+                progress.stage(item, drafting=bool(draft))
+            elif isinstance(item, Answer):
+                answer = item
+            elif live:
+                if not draft:
+                    progress.clear()
+                print(item, end="", flush=True)
+                draft += item
+    finally:
+        progress.clear()
+        if draft:  # the final, validated text replaces the draft
+            print(erase_sequence(draft, shutil.get_terminal_size().columns), end="", flush=True)
+    assert answer is not None
+    return answer
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     assistant = assistant_for(args)
     options = {"k": args.k} if args.k is not None else {}
+    progress = Progress(not args.quiet)
 
     def one(question: str) -> int:
+        answer = answer_with_progress(assistant, question, progress, stream=not args.json, **options)
         if args.json:
-            _print_json(assistant.ask(question, **options).to_dict())
-            return 0
-        answer = None
-        streamed, draft = False, ""
-        for item in assistant.ask_stream(question, **options):
-            if isinstance(item, str):
-                if sys.stdout.isatty():
-                    print(item, end="", flush=True)
-                    streamed, draft = True, draft + item
-            else:
-                answer = item
-        if streamed:  # the final, validated text replaces the draft
-            print(erase_sequence(draft, shutil.get_terminal_size().columns), end="")
-        _print_answer(answer)
+            _print_json(answer.to_dict())
+        else:
+            _print_answer(answer)
         return 0
 
     if args.question is not None:
@@ -121,6 +223,47 @@ def cmd_ask(args: argparse.Namespace) -> int:
             status = 2
         print("---" if not args.json else "", flush=True)
     return status
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation in the terminal: follow-ups see the earlier questions and answers."""
+    assistant = assistant_for(args)
+    options = {"k": args.k} if args.k is not None else {}
+    progress = Progress(not args.quiet)
+    history: list[tuple[str, str]] = []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about the articles (Italian or English). /new: new conversation · /quit or Ctrl-D: end · "
+              "Ctrl-C: stop an answer.", file=sys.stderr)
+    while True:
+        try:
+            line = input("› " if interactive else "")
+        except EOFError:
+            return 0
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 0
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            return 0
+        if question == "/new":
+            history.clear()
+            print("(new conversation)", file=sys.stderr)
+            continue
+        try:
+            answer = answer_with_progress(assistant, question, progress, stream=True, history=history, **options)
+        except KeyboardInterrupt:  # the model's stream is closed on the way out: it is free again
+            print("(stopped)", file=sys.stderr)
+            continue
+        except RagError as err:
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        _print_answer(answer)
+        if answer.answerable:
+            history.append((question, answer.text))
+        print(flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -194,28 +337,60 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rag", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="rag", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=raw)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("search", help="top passages for a query")
-    s.add_argument("query")
-    s.add_argument("--k", type=int, default=None, help="number of passages")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser(
+        "search", help="the passages that best match a query (no model writes anything)",
+        description="The passages that best match a query, best first, with their article's title and date.",
+        epilog=SEARCH_EXAMPLES, formatter_class=raw,
+    )
+    s.add_argument("query", help="words or a question, in Italian or English")
+    s.add_argument("--k", type=int, default=None, help="how many passages (default retrieval.k)")
+    s.add_argument("--json", action="store_true", help="print SearchHit.to_dict() of each passage as JSON")
     s.set_defaults(func=cmd_search)
 
-    a = sub.add_parser("ask", help="a cited answer (no question: read one per line from stdin)")
-    a.add_argument("question", nargs="?")
-    a.add_argument("--k", type=int, default=None)
-    a.add_argument("--backend", choices=ANSWER_ENGINES)
-    a.add_argument("--json", action="store_true")
+    def answer_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--k", type=int, default=None, help="passages to retrieve (default retrieval.k)")
+        parser.add_argument(
+            "--backend", choices=ANSWER_ENGINES,
+            help="answer engine: llamacpp (the embedded model, default), openai (an OpenAI-compatible "
+                 "server, llm.base_url) or extractive (quotes the passages, no model)",
+        )
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    a = sub.add_parser(
+        "ask", help="a cited answer to one question (no question: one per line from stdin)",
+        description="A cited answer in the question's language, or a clear refusal when the articles "
+                    "do not hold the answer.",
+        epilog=ASK_EXAMPLES, formatter_class=raw,
+    )
+    a.add_argument("question", nargs="?", help="the question (omit it to read one question per line from stdin)")
+    answer_options(a)
+    a.add_argument("--json", action="store_true", help="print the Answer as JSON (fields: see below)")
     a.set_defaults(func=cmd_ask)
 
-    i = sub.add_parser("ingest", help="add .txt/.md articles (files or folders)")
-    i.add_argument("paths", nargs="+", type=Path)
+    ch = sub.add_parser(
+        "chat", help="a conversation in the terminal, with follow-up questions",
+        description="Ask questions one after another; follow-ups are read with the conversation.",
+        epilog=CHAT_EXAMPLES, formatter_class=raw,
+    )
+    answer_options(ch)
+    ch.set_defaults(func=cmd_chat)
+
+    i = sub.add_parser(
+        "ingest", help="add .txt/.md articles (files or folders) and index them",
+        description="Add articles to the store and the index. A first line `date YYYY-MM Title` gives "
+                    "the date and title; files already in the store are skipped.",
+        epilog="examples:\n  rag ingest article.txt\n  rag ingest archive/   # every .txt/.md inside",
+        formatter_class=raw,
+    )
+    i.add_argument("paths", nargs="+", type=Path, help="article files or folders of them")
     i.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser("documents", help="list the articles (id, date, language, passages, title)")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--json", action="store_true", help="print them as JSON")
     d.set_defaults(func=cmd_documents)
 
     r = sub.add_parser("remove", help="remove articles from the store and the index, by id (or id prefix)")
@@ -223,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_remove)
 
     x = sub.add_parser("index", help="load, update or rebuild the index")
-    x.add_argument("--rebuild", action="store_true")
+    x.add_argument("--rebuild", action="store_true", help="embed every passage again (e.g. after a damage)")
     x.set_defaults(func=cmd_index)
 
     c = sub.add_parser("config", help="print the effective settings")

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 
 class RagError(Exception):
-    """Base class of every error the assistant reports to users."""
+    """Base class of every error the assistant reports to users.
+
+    ``code`` (with ``params``) names the errors a person can cause and fix (an empty
+    question, a binary upload, ...), so the page can say them in its own language;
+    ``str(err)`` is the English message.
+    """
+
+    def __init__(self, message: str = "", *, code: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class InvalidQuestionError(RagError, ValueError):

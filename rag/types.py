@@ -106,6 +106,23 @@ class Citation:
         return asdict(self)
 
 
+# The steps of an answer, in order, as ``Stage.name`` reports them.
+STAGES = ("loading", "rewriting", "searching", "translating", "reading", "writing", "checking")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the pipeline, reported as it starts (progress for the page and the CLI).
+
+    ``name`` is one of ``STAGES``; ``passages`` is how many passages the model reads
+    ("reading"); ``elapsed`` counts seconds from when the question was asked.
+    """
+
+    name: str
+    elapsed: float
+    passages: int = 0
+
+
 @dataclass(frozen=True)
 class Answer:
     """A cited answer (or a refusal), built once when the pipeline ends."""
@@ -129,6 +146,8 @@ class Answer:
     read_whole_corpus: bool = False
     note: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Stopped by the caller (``cancel``) before it was complete: ``text`` says so, nothing is cited.
+    stopped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,7 +155,7 @@ class Answer:
             "searched_for": self.searched_for,
             "translated_query": self.translated_query,
             "read_whole_corpus": self.read_whole_corpus,
-            "answer": self.text,
+            "text": self.text,
             "language": self.language,
             "answerable": self.answerable,
             "citations": [c.to_dict() for c in self.citations],
@@ -147,5 +166,6 @@ class Answer:
             "refusal_reason": self.refusal_reason,
             "relevance": None if self.relevance is None else round(self.relevance, 4),
             "note": self.note,
+            "stopped": self.stopped,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

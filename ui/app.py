@@ -22,56 +22,141 @@ from rag import ANSWER_ENGINES, Assistant, RagError
 from .access import Access
 from .chat import ChatHandlers, Conversation
 from .labels import EXAMPLES, LANGUAGES, label
-from .render import model_markdown, sources_html
+from .render import model_markdown
 
 log = logging.getLogger(__name__)
 
 # System font stacks only: the page must not fetch fonts (or anything) from the internet.
 SANS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "DejaVu Sans", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "DejaVu Sans Mono", "monospace"]
+# Colours are chosen for WCAG AA (4.5:1) in both themes (tests/integration/test_ui_browser.py
+# measures them): highlights keep dark text on yellow, whatever the theme's text colour.
 CSS = """
-#header h1 { margin-bottom: 0; }
+#header h1 { margin-bottom: 0; overflow-wrap: normal; word-break: normal; hyphens: manual; }
 .cite-badge { display: inline-block; padding: 0 .35em; margin: 0 .1em; border-radius: .6em; font-size: .8em;
   font-weight: 600; line-height: 1.5; background: #dbeafe; color: #1e3a8a; border: 1px solid #93c5fd;
-  vertical-align: baseline; white-space: nowrap; }
-.answer-meta { margin-top: .5em; font-size: .85em; opacity: .8; }
-.thinking { font-style: italic; opacity: .7; }
-.draft { opacity: .75; }
+  vertical-align: baseline; white-space: nowrap; text-decoration: none; }
+a.cite-badge { cursor: pointer; }
+a.cite-badge:hover, a.cite-badge:focus-visible { background: #bfdbfe; outline: 2px solid #1d4ed8; }
+.dark .cite-badge { background: #1e3a8a; color: #dbeafe; border-color: #3b82f6; }
+.answer-meta { margin-top: .5em; font-size: .85em; }
+.stage { font-style: italic; margin-top: .3em; }
+.spinner { display: inline-block; width: .8em; height: .8em; border: 2px solid currentColor;
+  border-right-color: transparent; border-radius: 50%; animation: rag-spin .8s linear infinite;
+  vertical-align: -.1em; }
+@keyframes rag-spin { to { transform: rotate(360deg); } }
+@media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
+.elapsed { font-variant-numeric: tabular-nums; margin-left: .3em; }
+.draft { color: #374151; }
+.dark .draft { color: #d1d5db; }
+.stopped { font-style: italic; color: #92400e; }
+.dark .stopped { color: #fcd34d; }
 .chat-error { color: #b91c1c; }
+.dark .chat-error { color: #fca5a5; }
 .chat-notice { color: #166534; }
-.sources-question { font-size: .9em; opacity: .8; margin-bottom: .5em; }
-.sources-empty { font-size: .9em; opacity: .7; }
+.dark .chat-notice { color: #86efac; }
+#question-error .chat-error { margin: 0 0 .3em; }
+.sources-empty { font-size: .9em; }
+.answer-sources { margin-top: .6em; }
 .source-card { border: 1px solid #cbd5e1; border-radius: 8px; padding: .6em .8em; margin: .5em 0; }
+.dark .source-card { border-color: #475569; }
+.source-card.flash { animation: rag-flash 1.6s ease-out; }
+@keyframes rag-flash { 0%, 40% { box-shadow: 0 0 0 3px #f59e0b; } 100% { box-shadow: none; } }
 .source-head { margin-bottom: .35em; }
 .src-title { font-weight: 600; }
-.src-date, .score { font-size: .85em; opacity: .7; }
+.src-date { font-size: .85em; }
 .passage, .article-text { white-space: pre-wrap; font-size: .92em; line-height: 1.45; }
-.passage mark, .article-text mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.passage mark, .article-text mark { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
+.dark .passage mark, .dark .article-text mark { background: #fcd34d; color: #111827; }
 .article-text { position: relative; max-height: 22em; overflow-y: auto; border-top: 1px dashed #cbd5e1;
   margin-top: .4em; padding-top: .4em; }
-.article-text .context { background: #eff6ff; }
+.article-text .context { background: #eff6ff; color: #1f2937; }
+.dark .article-text .context { background: #1e293b; color: #e5e7eb; }
 details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
-.other-passages { margin-top: .8em; opacity: .75; }
+.dark details > summary { color: #93c5fd; }
+.answer-details, .error-details { margin-top: .4em; font-size: .85em; }
+.other-passages { margin-top: .8em; }
 .source-card.secondary { border-style: dashed; font-size: .92em; }
 .articles ul { margin: 0; padding-left: 1.1em; }
+#chat .message { max-width: 100%; }
+@media (max-width: 640px) {
+  #header { flex-wrap: wrap; }
+  #header > * { flex: 1 1 100% !important; min-width: 100% !important; }
+  #header h1 { font-size: 1.5rem; }
+  #chat { height: calc(100dvh - 300px) !important; min-height: 260px; }
+}
 """
 
+# The page's own script (Gradio runs it once at load):
+# - the elapsed time of the step under way counts on between the server's updates;
+# - a citation badge scrolls to its source card (opening the sources it sits in) and flashes it;
+# - Esc stops the answer being written (as the Stop button does);
+# - "show in the article" opens scrolled to the highlighted span.
+PAGE_JS = """
+() => {
+  const tick = () => {
+    for (const el of document.querySelectorAll('.elapsed[data-elapsed]')) {
+      if (!el.dataset.seen) el.dataset.seen = String(performance.now());
+      const s = parseFloat(el.dataset.elapsed) + (performance.now() - parseFloat(el.dataset.seen)) / 1000;
+      el.textContent = Math.floor(s) + ' s';
+    }
+  };
+  setInterval(tick, 250);
+  document.addEventListener('click', (event) => {
+    const badge = event.target.closest && event.target.closest('a.cite-badge[data-target]');
+    if (!badge) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const card = document.getElementById(badge.dataset.target);
+    if (!card) return;
+    for (let d = card.parentElement; d; d = d.parentElement) if (d.tagName === 'DETAILS') d.open = true;
+    card.scrollIntoView({behavior: 'smooth', block: 'center'});
+    card.classList.remove('flash');
+    void card.offsetWidth;
+    card.classList.add('flash');
+  }, true);
+  document.addEventListener('keydown', (event) => {
+    if (event.key !== 'Escape') return;
+    const stop = document.querySelector('#stop');
+    if (stop && stop.offsetParent !== null) { event.preventDefault(); stop.click(); }
+  });
+  document.addEventListener('toggle', (event) => {
+    const box = event.target.querySelector && event.target.querySelector(':scope > .article-text');
+    const mark = box && box.querySelector('mark');
+    if (event.target.open && mark) box.scrollTop = Math.max(0, mark.offsetTop - 48);
+  }, true);
+}
+"""
 
 # Both languages at once: a label that changes under the pointer confuses, and
 # re-rendering the radio during its own change event drops its selection mark.
 PAGE_LANGUAGE = "Lingua / Language"
-# "Show in the article" opens scrolled to the highlighted span.
-SCROLL_TO_MARK = """
-element.addEventListener('toggle', (event) => {
-  const box = event.target.querySelector && event.target.querySelector('.article-text');
-  const mark = box && box.querySelector('mark');
-  if (event.target.open && mark) box.scrollTop = Math.max(0, mark.offsetTop - 48);
-}, true);
-"""
+# The chat takes the room the window has, up to a comfortable height.
+CHAT_HEIGHT = "min(560px, calc(100vh - 260px))"
+# Where the browser keeps the conversation across reloads.
+STORAGE_KEY = "rag-conversation"
 
 
 def _theme() -> gr.themes.Base:
-    return gr.themes.Default(font=SANS, font_mono=MONO)
+    # Buttons at WCAG AA: white on blue-700 (6.7:1) and on red-700 (6.5:1), not Gradio's orange (2.8:1).
+    return gr.themes.Default(font=SANS, font_mono=MONO).set(
+        button_primary_background_fill="#1d4ed8",
+        button_primary_background_fill_hover="#1e40af",
+        button_primary_background_fill_dark="#1d4ed8",
+        button_primary_background_fill_hover_dark="#1e40af",
+        button_primary_text_color="#ffffff",
+        button_primary_text_color_dark="#ffffff",
+        button_primary_border_color="#1d4ed8",
+        button_primary_border_color_dark="#1d4ed8",
+        button_cancel_background_fill="#b91c1c",
+        button_cancel_background_fill_hover="#991b1b",
+        button_cancel_background_fill_dark="#b91c1c",
+        button_cancel_background_fill_hover_dark="#991b1b",
+        button_cancel_text_color="#ffffff",
+        button_cancel_text_color_dark="#ffffff",
+        button_cancel_border_color="#b91c1c",
+        button_cancel_border_color_dark="#b91c1c",
+    )
 
 
 def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
@@ -84,7 +169,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
     # delete_cache: Gradio's copies of uploads older than an hour go, checked every ten minutes.
     with gr.Blocks(title=label(lang0, "title"), analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         session = gr.State(Conversation())  # this browser session's chat
-        last_answer = gr.State(None)
+        kept = gr.BrowserState([], storage_key=STORAGE_KEY)  # the same, kept by the browser
         with gr.Row(elem_id="header", equal_height=True):
             header = gr.Markdown(_header(lang0), scale=4)
             language = gr.Radio(
@@ -98,7 +183,8 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
                     label=label(lang0, "chat"),
-                    height=520,
+                    show_label=False,
+                    height=CHAT_HEIGHT,
                     elem_id="chat",
                     latex_delimiters=[],
                     # Messages are the page's own HTML (everything from articles and models escaped):
@@ -108,6 +194,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                     buttons=["copy"],
                     group_consecutive_messages=False,  # an error and a notice stay separate bubbles
                 )
+                question_error = gr.HTML("", elem_id="question-error", visible=False)
                 with gr.Row(equal_height=True):
                     textbox = gr.Textbox(
                         placeholder=label(lang0, "placeholder"),
@@ -119,27 +206,27 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                         autofocus=True,
                     )
                     send = gr.Button(label(lang0, "send"), variant="primary", scale=1, elem_id="send")
+                    stop = gr.Button(label(lang0, "stop"), variant="stop", scale=1, elem_id="stop", visible=False)
+                with gr.Row():
+                    regenerate = gr.Button(label(lang0, "regenerate"), size="sm", elem_id="regenerate")
+                    edit_last = gr.Button(label(lang0, "edit_last"), size="sm", elem_id="edit-last")
+                    new_conversation = gr.Button(
+                        label(lang0, "new_conversation"), size="sm", elem_id="new-conversation"
+                    )
                 examples_title = gr.Markdown(f"**{label(lang0, 'examples')}**")
                 with gr.Row():
                     example_buttons = [gr.Button(q, size="sm", elem_classes=["example"]) for q in EXAMPLES]
-                new_conversation = gr.Button(label(lang0, "new_conversation"), size="sm", elem_id="new-conversation")
             with gr.Column(scale=2):
-                sources_title = gr.Markdown(f"### {label(lang0, 'sources')}")
-                sources = gr.HTML(
-                    sources_html(None, handlers.article_text, lang0),
-                    elem_id="sources",
-                    js_on_load=SCROLL_TO_MARK,
-                    max_height=640,
-                )
                 with gr.Accordion(label(lang0, "articles"), open=True) as articles_box:
                     # Computed at each page load: articles added since the server started are listed.
-                    articles = gr.HTML(lambda: handlers.articles(lang0), elem_id="articles", js_on_load=None)
-                    upload = gr.File(
-                        label=label(lang0, "upload"),
+                    articles = gr.HTML(lambda: handlers.articles(lang0), elem_id="articles")
+                    upload = gr.UploadButton(
+                        label(lang0, "upload"),
                         file_count="multiple",
+                        file_types=[".txt", ".md"],
                         type="filepath",
                         elem_id="upload",
-                        height=150,
+                        size="sm",
                         visible=False,  # shown at page load to whoever may add articles
                     )
                     with gr.Row(equal_height=True):
@@ -147,7 +234,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                             [], label=label(lang0, "remove_pick"), elem_id="remove-pick", visible=False, scale=3
                         )
                         remove = gr.Button(label(lang0, "remove"), size="sm", elem_id="remove", visible=False, scale=1)
-                with gr.Accordion(label(lang0, "settings"), open=True) as settings_box:
+                with gr.Accordion(label(lang0, "settings"), open=False, elem_id="settings") as settings_box:
                     backend = gr.Radio(
                         list(ANSWER_ENGINES),
                         value=settings.llm.backend,
@@ -169,11 +256,12 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
 
         # --- events -----------------------------------------------------------------
         chat_inputs = [textbox, session, backend, k, language]
-        chat_outputs = [textbox, chatbot, session, sources, last_answer]
+        chat_outputs = [textbox, question_error, chatbot, session, kept, send, stop]
         # "multiple": a question asked while an answer streams (or right after "new
         # conversation") is answered too, not silently dropped as Gradio's default "once"
         # does; the handlers share the session's Conversation, so nothing is lost.
-        chat = {"show_progress": "minimal", "trigger_mode": "multiple"}
+        # No Gradio progress overlay: each answer shows its own stage and elapsed time.
+        chat = {"show_progress": "hidden", "trigger_mode": "multiple"}
         textbox.submit(handlers.respond, chat_inputs, chat_outputs, api_name="chat", **chat)
         send.click(handlers.respond, chat_inputs, chat_outputs, api_visibility="private", **chat)
         for button in example_buttons:
@@ -185,20 +273,29 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                 api_visibility="private",
                 **chat,
             )
-        # Not the textbox: a question typed meanwhile must survive (the trash button clears
-        # the bubbles at once, before this handler has run).
-        cleared = [chatbot, session, sources, last_answer]
-        new_conversation.click(handlers.new_conversation, [session, language], cleared, api_name="new_conversation")
+        # Instant handlers: never queued behind the answer they act on.
+        instant = {"show_progress": "hidden", "concurrency_limit": None}
+        stop.click(handlers.stop, [session], [send, stop], api_name="stop", **instant)
+        regenerate.click(
+            handlers.regenerate, [session, backend, k, language], chat_outputs, api_name="regenerate", **chat
+        )
+        edit_last.click(handlers.edit_last, [session, textbox], chat_outputs, api_visibility="private", **instant)
+        # Not the textbox: a question typed meanwhile must survive.
+        new_conversation.click(handlers.new_conversation, [session], chat_outputs, api_name="new_conversation",
+                               **instant)
         # The chat's own trash button must forget the history too, not only the bubbles.
-        chatbot.clear(handlers.new_conversation, [session, language], cleared, api_visibility="private")
+        chatbot.clear(handlers.new_conversation, [session], chat_outputs, api_visibility="private", **instant)
         upload.upload(
             handlers.upload,
             [upload, session, language],
-            [upload, articles, chatbot, session, to_remove],
+            [upload, articles, chatbot, session, kept, to_remove],
             api_name="upload",
         )
         remove.click(
-            handlers.remove, [to_remove, session, language], [articles, chatbot, session, to_remove], api_name="remove"
+            handlers.remove,
+            [to_remove, session, language],
+            [articles, chatbot, session, kept, to_remove],
+            api_name="remove",
         )
 
         def page_access(request: gr.Request) -> tuple[Any, ...]:
@@ -206,21 +303,23 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
             return gr.update(visible=allowed), handlers.removable(request), gr.update(visible=allowed)
 
         demo.load(page_access, None, [upload, to_remove, remove], api_visibility="private")
+        demo.load(handlers.restore, [kept, session], [chatbot, session], api_visibility="private")
         backend.change(
             lambda b, lang: model_markdown(settings, b, lang), [backend, language], model_info, api_visibility="private"
         )
 
-        def switch_language(lang: str, b: str, answer: Any) -> dict[Any, Any]:
+        def switch_language(lang: str, b: str) -> dict[Any, Any]:
             # A mapping, so each label is stated next to the component it belongs to.
             return {
                 header: _header(lang),
                 chatbot: gr.update(label=label(lang, "chat")),
                 textbox: gr.update(placeholder=label(lang, "placeholder"), label=label(lang, "question")),
                 send: gr.update(value=label(lang, "send")),
+                stop: gr.update(value=label(lang, "stop")),
+                regenerate: gr.update(value=label(lang, "regenerate")),
+                edit_last: gr.update(value=label(lang, "edit_last")),
                 examples_title: f"**{label(lang, 'examples')}**",
                 new_conversation: gr.update(value=label(lang, "new_conversation")),
-                sources_title: f"### {label(lang, 'sources')}",
-                sources: sources_html(answer, handlers.article_text, lang),
                 articles_box: gr.update(label=label(lang, "articles")),
                 articles: handlers.articles(lang),
                 upload: gr.update(label=label(lang, "upload")),
@@ -230,12 +329,13 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                 backend: gr.update(label=label(lang, "backend"), info=label(lang, "backend_info")),
                 k: gr.update(label=label(lang, "k")),
                 model_info: model_markdown(settings, b, lang),
+                question_error: gr.update(value="", visible=False),
             }
 
         language.change(
             switch_language,
-            [language, backend, last_answer],
-            list(switch_language(lang0, settings.llm.backend, None)),  # the components it updates
+            [language, backend],
+            list(switch_language(lang0, settings.llm.backend)),  # the components it updates
             api_visibility="private",
         )
     demo.queue(default_concurrency_limit=settings.ui.concurrency)
@@ -293,6 +393,7 @@ def launch(
             prevent_thread_lock=not block,
             theme=_theme(),
             css=CSS,
+            js=PAGE_JS,
             footer_links=[],
             show_error=False,
             quiet=not block,

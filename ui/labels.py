@@ -33,11 +33,11 @@ LABELS: dict[str, dict[str, str]] = {
         "passage": "passaggio",
         "passages": "passaggi",
         "no_date": "senza data",
-        "upload": "Aggiungi un articolo (.txt o .md)",
+        "upload": "Aggiungi articoli (.txt o .md)",
         "uploading": "Lettura e indicizzazione dell'articolo…",
         "added": "Articolo aggiunto: «{title}» ({date}, {passages}). Ora puoi fare domande su di esso.",
         "unchanged": "«{title}» è già tra gli articoli caricati.",
-        "upload_error": "Impossibile aggiungere il file: {error}",
+        "upload_error": "File non aggiunto: {error}",
         "upload_nothing": "Nessun file ricevuto.",
         "upload_not_allowed": "Su questa pagina non è permesso aggiungere o rimuovere articoli.",
         "upload_too_much": (
@@ -69,6 +69,53 @@ LABELS: dict[str, dict[str, str]] = {
             "scegli il motore «extractive» nelle impostazioni."
         ),
         "new_conversation_done": "Nuova conversazione iniziata.",
+        "stop": "Ferma",
+        "regenerate": "Rigenera la risposta",
+        "edit_last": "Modifica l'ultima domanda",
+        "stopped": "Risposta interrotta: la domanda resta nella conversazione.",
+        "details": "Dettagli",
+        "translated_query": "Cercato anche in traduzione",
+        "refusal_reason": "Motivo del rifiuto",
+        "fallback_reason": "Motivo del ripiego",
+        "note": "Nota",
+        "timings": "Tempi",
+        "fell_back_note": (
+            "Il modello linguistico non era disponibile o la sua risposta non era valida: "
+            "la risposta cita le frasi più pertinenti."
+        ),
+        "stage_loading": "Preparo l'indice e il modello (solo la prima volta)…",
+        "stage_rewriting": "Leggo la conversazione…",
+        "stage_searching": "Cerco negli articoli…",
+        "stage_translating": "Traduco la domanda per cercare nella lingua degli articoli…",
+        "stage_reading": "Leggo {passages} passaggi…",
+        "stage_writing": "Scrivo la risposta…",
+        "stage_checking": "Controllo le citazioni…",
+        "nothing_to_regenerate": "Non c'è ancora una risposta da rigenerare.",
+        "err_question_not_text": "La domanda deve essere un testo.",
+        "err_question_empty": "La domanda è vuota: scrivi una domanda sugli articoli.",
+        "err_question_too_long": (
+            "La domanda è lunga {chars} caratteri; il limite è {limit}. Accorciala: il testo è rimasto nella casella."
+        ),
+        "err_utf16": "«{name}» è salvato in UTF-16: salvalo in UTF-8 e riprova.",
+        "err_binary": "«{name}» sembra un file binario, non un articolo di testo.",
+        "err_not_utf8": "«{name}» non è un testo UTF-8 valido: salvalo in UTF-8 e riprova.",
+        "err_empty": "«{name}» è vuoto.",
+        "err_title_too_long": "Il titolo di «{name}» è lungo {chars} caratteri; il limite è {limit}.",
+        "err_title_only": "«{name}» ha una riga di titolo ma nessun testo dopo.",
+        "err_unreadable": "«{name}» non può essere letto.",
+        "err_unsupported_type": (
+            "«{name}»: tipo di file {suffix} non supportato; usa testo semplice o Markdown (.txt, .md)."
+        ),
+        "err_too_big": "«{name}» pesa {kb} KB; il limite è {limit_kb} KB.",
+        "err_instructions": (
+            "«{name}» è stato rifiutato: contiene istruzioni rivolte all'assistente («{excerpt}…»). "
+            "Gli articoli sono letti come dati, mai come istruzioni."
+        ),
+        "err_too_many_passages": (
+            "«{name}» darebbe {passages} passaggi; il limite è {limit}. Dividilo in più articoli."
+        ),
+        "err_cannot_store": "«{name}» non può essere salvato tra gli articoli (spazio o permessi).",
+        "err_generic": "Non è stato possibile completare la richiesta.",
     },
     "en": {
         "title": "News assistant",
@@ -94,11 +141,11 @@ LABELS: dict[str, dict[str, str]] = {
         "passage": "passage",
         "passages": "passages",
         "no_date": "no date",
-        "upload": "Add an article (.txt or .md)",
+        "upload": "Add articles (.txt or .md)",
         "uploading": "Reading and indexing the article…",
         "added": "Article added: “{title}” ({date}, {passages}). You can ask about it now.",
         "unchanged": "“{title}” is already among the loaded articles.",
-        "upload_error": "Could not add the file: {error}",
+        "upload_error": "File not added: {error}",
         "upload_nothing": "No file received.",
         "upload_not_allowed": "Adding or removing articles is not allowed on this page.",
         "upload_too_much": (
@@ -129,6 +176,52 @@ LABELS: dict[str, dict[str, str]] = {
             "persists, pick the “extractive” engine in the settings."
         ),
         "new_conversation_done": "New conversation started.",
+        "stop": "Stop",
+        "regenerate": "Regenerate the answer",
+        "edit_last": "Edit the last question",
+        "stopped": "Answer stopped: the question stays in the conversation.",
+        "details": "Details",
+        "translated_query": "Also searched in translation",
+        "refusal_reason": "Why it was refused",
+        "fallback_reason": "Why it fell back",
+        "note": "Note",
+        "timings": "Timings",
+        "fell_back_note": (
+            "The language model was unavailable or its answer failed validation: "
+            "the answer quotes the most relevant sentences."
+        ),
+        "stage_loading": "Loading the index and the model (first time only)…",
+        "stage_rewriting": "Reading the conversation…",
+        "stage_searching": "Searching the articles…",
+        "stage_translating": "Translating the question to search in the articles' language…",
+        "stage_reading": "Reading {passages} passages…",
+        "stage_writing": "Writing the answer…",
+        "stage_checking": "Checking the citations…",
+        "nothing_to_regenerate": "There is no answer to regenerate yet.",
+        "err_question_not_text": "The question must be text.",
+        "err_question_empty": "The question is empty: type a question about the articles.",
+        "err_question_too_long": (
+            "The question is {chars} characters long; the limit is {limit}. Please shorten it: "
+            "the text is still in the box."
+        ),
+        "err_utf16": "“{name}” is saved as UTF-16: save it as UTF-8 and try again.",
+        "err_binary": "“{name}” looks like a binary file, not a text article.",
+        "err_not_utf8": "“{name}” is not valid UTF-8 text: save it as UTF-8 and try again.",
+        "err_empty": "“{name}” is empty.",
+        "err_title_too_long": "The title of “{name}” is {chars} characters long; the limit is {limit}.",
+        "err_title_only": "“{name}” has a title line but no text after it.",
+        "err_unreadable": "“{name}” cannot be read.",
+        "err_unsupported_type": "“{name}”: unsupported file type {suffix}; use plain text or Markdown (.txt, .md).",
+        "err_too_big": "“{name}” is {kb} KB; the limit is {limit_kb} KB.",
+        "err_instructions": (
+            "“{name}” was refused: it holds instructions addressed to the assistant (“{excerpt}…”). "
+            "Articles are read as data, never as instructions."
+        ),
+        "err_too_many_passages": (
+            "“{name}” would make {passages} passages; the limit is {limit}. Split it into several articles."
+        ),
+        "err_cannot_store": "“{name}” could not be saved among the articles (disk space or permissions).",
+        "err_generic": "The request could not be completed.",
     },
 }
 
@@ -150,3 +243,18 @@ def label(lang: str, key: str, **values: object) -> str:
     """The label ``key`` in ``lang`` (English if unknown), formatted with ``values``."""
     text = LABELS.get(lang, LABELS["en"])[key]
     return text.format(**values) if values else text
+
+
+def error_text(err: BaseException, lang: str) -> tuple[str, str | None]:
+    """What to tell the reader about ``err`` in ``lang``, and the English details (None when
+    the message says it all): errors a person can fix have their own wording, others a
+    general sentence with the technical message kept for the details toggle."""
+    code = getattr(err, "code", None)
+    key = f"err_{code}"
+    if code and key in LABELS.get(lang, LABELS["en"]):
+        params = {k: f"{v:,}" if isinstance(v, int) else v for k, v in getattr(err, "params", {}).items()}
+        if lang == "it":
+            params = {k: v.replace(",", ".") if isinstance(v, str) and v.replace(",", "").isdigit() else v
+                      for k, v in params.items()}
+        return label(lang, key, **params), None
+    return label(lang, "err_generic"), str(err) or type(err).__name__

@@ -36,19 +36,42 @@ def _tidy(escaped: str) -> str:
     return _BLANK_RUN.sub("\n\n", escaped)
 
 
-def badge(number: int, title: str | None = None) -> str:
-    tip = f' title="{esc(title)}"' if title else ""
-    return f'<span class="cite-badge"{tip}>[{number}]</span>'
+def badge(number: int, target: str | None = None, tip: str | None = None) -> str:
+    """``[n]``; with ``target``, a link to that source card (the page's script scrolls to it and
+    flashes it); ``tip`` shows on hover (the quoted words)."""
+    title = f' title="{esc(tip)}"' if tip else ""
+    if target:
+        return f'<a class="cite-badge" href="#{target}" data-target="{target}"{title}>[{number}]</a>'
+    return f'<span class="cite-badge"{title}>[{number}]</span>'
 
 
-def with_badges(text: str, citations: Sequence[Citation] | None = None) -> str:
-    """Escaped ``text`` with its [n] markers as badges (titled with their source). Given the
-    answer's ``citations``, only their numbers are badges: a "[7]" quoted from an article stays text."""
-    names = {c.number: f"{c.title}" + (f", {c.date}" if c.date else "") for c in citations or ()}
+def card_id(prefix: str, number: int) -> str:
+    return f"{prefix}-s{number}"
+
+
+# A hover tip quotes this much of the cited span.
+TIP_CHARS = 240
+
+
+def _tip(citation: Citation) -> str:
+    quote = " ".join(citation.quote.split())
+    quote = quote if len(quote) <= TIP_CHARS else quote[: TIP_CHARS - 1] + "…"
+    return f"«{quote}» — {citation.title}" + (f", {citation.date}" if citation.date else "")
+
+
+def with_badges(text: str, citations: Sequence[Citation] | None = None, prefix: str | None = None) -> str:
+    """Escaped ``text`` with its [n] markers as badges. Given the answer's ``citations``, only
+    their numbers are badges (a "[7]" quoted from an article stays text), each showing its quote
+    on hover and, given the answer's ``prefix``, linking to its source card."""
+    cited = {c.number: c for c in citations or ()}
 
     def mark(m: re.Match[str]) -> str:
         n = int(m.group(1))
-        return badge(n, names.get(n)) if citations is None or n in names else m.group(0)
+        if citations is None:
+            return badge(n)
+        if n not in cited:
+            return m.group(0)
+        return badge(n, card_id(prefix, n) if prefix else None, _tip(cited[n]))
 
     return _MARKER.sub(mark, esc(text))
 
@@ -130,14 +153,14 @@ def _article_view(citations: Sequence[Citation], article: str | None, lang: str)
     )
 
 
-def citation_card(citation: Citation, article_view: str, lang: str) -> str:
+def citation_card(citation: Citation, article_view: str, lang: str, prefix: str = "a") -> str:
     passage = citation.passage
     quote_start = citation.start - citation.chunk_start
     skip = _meta_end(passage, quote_start)
     quote_end = citation.end - citation.chunk_start
     marked = highlight(passage[skip:], quote_start - skip, quote_end - skip).strip()
     return (
-        f'<div class="source-card" id="source-{citation.number}">'
+        f'<div class="source-card" id="{card_id(prefix, citation.number)}">'
         f'<div class="source-head">{badge(citation.number)} {_where(citation.title, citation.date, lang)}</div>'
         f'<div class="passage">{marked}</div>'
         f"{article_view}"
@@ -148,11 +171,9 @@ def citation_card(citation: Citation, article_view: str, lang: str) -> str:
 def _secondary(hits: Sequence[SearchHit], lang: str) -> str:
     items = []
     for hit in hits:
-        score = f" · {esc(label(lang, 'relevance'))} {hit.dense_score:.2f}" if hit.dense_score is not None else ""
         text = hit.text[_meta_end(hit.text, len(hit.text) - 1) :].strip()
         items.append(
-            f'<div class="source-card secondary"><div class="source-head">{_where(hit.title, hit.date, lang)}'
-            f'<span class="score">{score}</span></div>'
+            f'<div class="source-card secondary"><div class="source-head">{_where(hit.title, hit.date, lang)}</div>'
             f'<div class="passage">{_tidy(esc(text))}</div></div>'
         )
     return (
@@ -161,13 +182,14 @@ def _secondary(hits: Sequence[SearchHit], lang: str) -> str:
     )
 
 
-def sources_html(answer: Answer | None, article_text: Callable[[str], str | None], lang: str) -> str:
-    """The sources panel for ``answer``: cited passages first, the other retrieved ones collapsed."""
-    if answer is None:
-        return f'<div class="sources-empty">{esc(label(lang, "sources_empty"))}</div>'
-    parts = [f'<div class="sources-question">{esc(label(lang, "sources_for"))}: «{esc(answer.question)}»</div>']
+def sources_block(
+    answer: Answer, article_text: Callable[[str], str | None], lang: str, prefix: str, open_: bool = True
+) -> str:
+    """An answer's own sources, under it: the cited passages (cards its badges link to), then the
+    other retrieved ones collapsed. Kept with the answer, so an earlier answer keeps its sources."""
     if not answer.citations:
-        parts.append(f'<div class="sources-empty">{esc(label(lang, "no_citations"))}</div>')
+        return ""
+    cards: list[str] = []
     # Each cited article is sent once, in the card of its first citation, with all its quotes marked.
     shown: set[str] = set()
     for c in answer.citations:
@@ -176,38 +198,99 @@ def sources_html(answer: Answer | None, article_text: Callable[[str], str | None
             shown.add(c.doc_id)
             same = [x for x in answer.citations if x.doc_id == c.doc_id]
             view = _article_view(same, article_text(c.doc_id), lang)
-        parts.append(citation_card(c, view, lang))
+        cards.append(citation_card(c, view, lang, prefix))
     cited = {c.chunk_id for c in answer.citations}
-    uncited = [h for h in answer.passages if h.chunk_id not in cited]
+    uncited = [h for h in answer.passages if h.chunk_id not in cited and not answer.read_whole_corpus]
     if uncited:
-        parts.append(_secondary(uncited, lang))
-    return f'<div class="sources">{"".join(parts)}</div>'
+        cards.append(_secondary(uncited, lang))
+    summary = f"{label(lang, 'sources')} ({len(answer.citations)})"
+    return (
+        f'<details class="answer-sources"{" open" if open_ else ""}><summary>{esc(summary)}</summary>'
+        f'{"".join(cards)}</details>'
+    )
 
 
-def answer_html(answer: Answer, lang: str) -> str:
-    """The chat message of a final answer: text with badges, then what was searched and notes."""
-    lines = [with_badges(answer.text, answer.citations)]
+def details_block(answer: Answer, lang: str) -> str:
+    """What the assistant did, for the curious: engine, search wordings, scores, reasons and
+    timings — internals, so behind a toggle and not translated."""
+    rows = [(label(lang, "answered_by"), answer.backend)]
+    if answer.translated_query:
+        rows.append((label(lang, "translated_query"), answer.translated_query))
+    if answer.relevance is not None:
+        rows.append((label(lang, "relevance"), f"{answer.relevance:.2f}"))
+    for name, reason in (("refusal_reason", answer.refusal_reason), ("fallback_reason", answer.fallback_reason)):
+        if reason:
+            rows.append((label(lang, name), public(reason)))
+    if answer.note and not answer.fell_back:
+        rows.append((label(lang, "note"), public(answer.note)))
+    timings = " · ".join(f"{k} {v:.1f}s" for k, v in answer.timings.items())
+    if timings:
+        rows.append((label(lang, "timings"), timings))
+    body = "".join(f"<div><b>{esc(k)}:</b> {esc(v)}</div>" for k, v in rows)
+    return f'<details class="answer-details"><summary>{esc(label(lang, "details"))}</summary>{body}</details>'
+
+
+def shows_rewrite(answer: Answer) -> bool:
+    """Whether the searched-for wording is worth showing: the model rewrote the follow-up and the
+    rewrite passed its checks. (Without a usable rewrite the pipeline searches the previous
+    question joined to this one, which holds this question verbatim: not shown.)"""
+    searched, question = answer.searched_for.strip(), answer.question.strip()
+    return bool(searched) and searched != question and question not in searched
+
+
+def answer_html(
+    answer: Answer,
+    lang: str,
+    article_text: Callable[[str], str | None] = lambda doc_id: None,
+    prefix: str = "a",
+    open_sources: bool = True,
+) -> str:
+    """The chat message of a final answer: text with linked badges, what was searched (when
+    rewritten), a fallback notice, the answer's own sources, and the details toggle."""
+    if answer.stopped:
+        return f'<span class="stopped">{esc(label(lang, "stopped"))}</span>'
+    lines = [f'<div class="answer-text">{with_badges(answer.text, answer.citations, prefix)}</div>']
     meta = []
-    rewritten = answer.searched_for and answer.searched_for.strip() != answer.question.strip()
-    searched = [answer.searched_for] if rewritten else []
-    searched += [answer.translated_query] if answer.translated_query else []
-    if searched:
-        wordings = " · ".join(f"«{esc(s)}»" for s in searched)
-        meta.append(f'<span class="searched-for">{esc(label(lang, "searched_for"))}: {wordings}</span>')
-    if answer.note:
-        meta.append(f'<span class="answer-note">{esc(public(answer.note))}</span>')
+    if shows_rewrite(answer):
+        searched = f"{label(lang, 'searched_for')}: «{answer.searched_for}»"
+        meta.append(f'<span class="searched-for">{esc(searched)}</span>')
+    if answer.fell_back:
+        meta.append(f'<span class="answer-note">{esc(label(lang, "fell_back_note"))}</span>')
     if meta:
         lines.append('<div class="answer-meta">' + "<br>".join(meta) + "</div>")
-    return "\n".join(lines)
+    lines.append(sources_block(answer, article_text, lang, prefix, open_sources))
+    lines.append(details_block(answer, lang))
+    return "".join(lines)
 
 
-def draft_html(draft: str) -> str:
-    """The answer as the model writes it (replaced by the validated answer at the end)."""
-    return f'<span class="draft">{with_badges(draft)}</span>'
+def stage_html(name: str, elapsed: float, lang: str, passages: int = 0) -> str:
+    """The step under way, with a ticking elapsed time (the page's script counts on from
+    ``data-elapsed`` until the next update)."""
+    text = label(lang, f"stage_{name}", passages=passages)
+    return (
+        f'<div class="stage" role="status"><span class="spinner" aria-hidden="true"></span> {esc(text)} '
+        f'<span class="elapsed" data-elapsed="{elapsed:.1f}">{elapsed:.0f} s</span></div>'
+    )
 
 
-def error_html(message: str, lang: str) -> str:
-    return f'<span class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(public(message))}</span>'
+def progress_html(draft: str, stage: str) -> str:
+    """The answer being prepared: the draft so far (replaced by the validated answer at the
+    end), with the current stage under it."""
+    text = f'<div class="draft">{with_badges(draft)}</div>' if draft else ""
+    return f'<div class="thinking">{text}{stage}</div>'
+
+
+def stopped_html(draft: str, lang: str) -> str:
+    """An answer stopped by the reader: what was written so far (uncited, unchecked), marked."""
+    text = f'<div class="draft stopped-draft">{esc(draft)}</div>' if draft.strip() else ""
+    return f'{text}<span class="stopped">{esc(label(lang, "stopped"))}</span>'
+
+
+def error_html(message: str, details: str | None = None, *, lang: str) -> str:
+    """An error in the page's language; the technical text (English), if any, behind a toggle."""
+    summary = f'<summary>{esc(label(lang, "details"))}</summary>'
+    more = f'<details class="error-details">{summary}{esc(public(details))}</details>' if details else ""
+    return f'<div class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(message)}{more}</div>'
 
 
 def notice_html(message: str, ok: bool = True) -> str:

@@ -14,8 +14,10 @@ once, when the run ends.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,7 +28,7 @@ from ..errors import BackendError, InvalidQuestionError, RagError
 from ..llm import EXTRACTIVE, ChatBackend
 from ..search.embedding import Encoder
 from ..text.language import SUPPORTED, choose_answer_language
-from ..types import Answer, Chunk, SearchHit
+from ..types import Answer, Chunk, SearchHit, Stage
 from .check import cited_text_answers
 from .citations import SupportChecker, render
 from .extractive import extractive_claims
@@ -40,7 +42,7 @@ from .generation import (
     passage_budget,
     prompt_cost,
 )
-from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, UNSUPPORTED_SCRIPT
+from .prompts import EMPTY_STORE, FALLBACK_NOTE, OTHER_LANGUAGE_NOTE, REFUSAL, STOPPED, UNSUPPORTED_SCRIPT
 from .translate import translate_question
 
 # Why an answer was refused (Answer.refusal_reason) after the LLM was asked, or
@@ -50,8 +52,9 @@ UNVERIFIED = "no sentence of the model's answer was supported by the passages"
 UNCITED = "no sentence could be supported by a passage"
 NOT_ANSWERED = "the sentences the answer cites do not answer the question (answer check)"
 OTHER_SCRIPT = "the question is not written in the Latin alphabet (only Italian and English are supported)"
+STOPPED_REASON = "stopped before the answer was complete"
 
-Stream = Generator[str | Answer, None, None]
+Stream = Generator[str | Stage | Answer, None, None]
 # No passage is shorter (chunking's minimum size): bounds the corpus size worth counting.
 MIN_PASSAGE_TOKENS = 20
 
@@ -74,16 +77,21 @@ class Retriever(Protocol):
     def all_passages(self) -> list[SearchHit]: ...
 
 
+class _Stopped(Exception):
+    """The caller's ``cancel`` was set: the run ends at the next check (between tokens)."""
+
+
 def validate_query(text: object, max_chars: int) -> str:
     """The stripped query, or a clear InvalidQuestionError."""
     if not isinstance(text, str):
-        raise InvalidQuestionError("The question must be text.")
+        raise InvalidQuestionError("The question must be text.", code="question_not_text")
     query = text.strip()
     if not query:
-        raise InvalidQuestionError("The question is empty: type a question about the articles.")
+        raise InvalidQuestionError("The question is empty: type a question about the articles.", code="question_empty")
     if len(query) > max_chars:
         raise InvalidQuestionError(
-            f"The question is {len(query):,} characters long; the limit is {max_chars:,}. Please shorten it."
+            f"The question is {len(query):,} characters long; the limit is {max_chars:,}. Please shorten it.",
+            code="question_too_long", chars=len(query), limit=max_chars,
         )
     return query
 
@@ -141,21 +149,34 @@ class AnswerPipeline:
         k: int,
         default_language: str = "en",
         t0: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> Stream:
-        """Yields draft text pieces as they are generated, then the final Answer
-        (its timings count from ``t0``, e.g. when the caller began loading the index)."""
+        """Yields a ``Stage`` as each step starts, draft text pieces as they are generated,
+        then the final Answer (its timings count from ``t0``, e.g. when the caller began
+        loading the index). Setting ``cancel`` stops the work at the next step or token
+        (the chat model is freed at once) and ends with an Answer marked ``stopped``."""
         t0 = time.perf_counter() if t0 is None else t0
         q = validate_query(question, self.settings.retrieval.max_query_chars)
         choice = choose_answer_language(q, default_language)
-        run = _Run(self, q, choice.answer_language, k, t0)
+        run = _Run(self, q, choice.answer_language, k, t0, cancel=cancel)
         if not choice.script_supported:
             yield run.finish(UNSUPPORTED_SCRIPT, OTHER_SCRIPT)
             return
         if not choice.supported:
             run.notes.append(OTHER_LANGUAGE_NOTE.format(language=choice.detected))
+        try:
+            yield from self._answer(run, history)
+        except _Stopped:
+            yield run.stopped()
+
+    def _answer(self, run: _Run, history: History | None) -> Stream:
         run.open_chat()
         if history:
-            run.searched_for = condense_question(q, history, run.chat, run.lang, self.settings.llm.timeout_s)
+            yield run.stage("rewriting")
+            run.searched_for = condense_question(
+                run.question, history, run.chat, run.lang, self.settings.llm.timeout_s
+            )
+        yield run.stage("searching")
         if not run.search():
             yield run.finish(EMPTY_STORE[run.lang])
             return
@@ -168,8 +189,13 @@ class AnswerPipeline:
         # model's prompt starts the same for every question); else the retrieved passages,
         # found again with the question's translation.
         if not run.show_whole_corpus():
+            if run.will_translate():
+                yield run.stage("translating")
             run.translate()
+        if run.chat is not None:
+            yield run.stage("reading", passages=len(run.shown))
         claims = yield from run.generate()
+        yield run.stage("checking")
         if run.chat is not None:  # the model answered: it did not fail or time out
             # It read the passages and found no answer, or wrote one that no passage
             # supports: say so. Quoting sentences instead would present text that does
@@ -212,6 +238,7 @@ class _Run:
     # Why the chat model could not be used (shown in the fallback note).
     fallback_reason: str | None = None
     fell_back: bool = False
+    cancel: threading.Event | None = None
 
     def __post_init__(self) -> None:
         self.settings = self.pipeline.settings
@@ -243,6 +270,11 @@ class _Run:
             timings=dict(self.timings),
         )
 
+    def stopped(self) -> Answer:
+        self.notes.clear()  # a fallback note would describe an answer that was not given
+        answer = self.finish(STOPPED[self.lang], STOPPED_REASON)
+        return Answer(**{**answer.__dict__, "stopped": True})
+
     def refuse(self, reason: str) -> Answer:
         return self.finish(REFUSAL[self.lang], reason)
 
@@ -250,6 +282,16 @@ class _Run:
         """The claims with their citations, or a refusal when none could be cited."""
         text, citations = render(claims, self.shown)
         return self.finish(text, citations=citations, answerable=True) if citations else self.refuse(UNCITED)
+
+    # progress -------------------------------------------------------------------
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Stopped
+
+    def stage(self, name: str, passages: int = 0) -> Stage:
+        """The step starting now (after the last chance to stop before it)."""
+        self.check_cancel()
+        return Stage(name, time.perf_counter() - self.t0, passages)
 
     # steps ----------------------------------------------------------------------
     def open_chat(self) -> None:
@@ -296,17 +338,24 @@ class _Run:
         # searched together with the previous question must not take on its kind.
         return judge(self.question, self.hits, self.relevance, self.settings.retrieval.min_relevance)
 
+    def _translation_target(self) -> str | None:
+        if self.chat is None or not self.settings.retrieval.translate_query:
+            return None
+        targets = [x for x in self.pipeline.retriever.languages() if x != self.lang and x in SUPPORTED]
+        return targets[0] if targets else None
+
+    def will_translate(self) -> bool:
+        return self._translation_target() is not None
+
     def translate(self) -> None:
         """Search again with the question in the articles' other language, when they have one."""
-        if self.chat is None or not self.settings.retrieval.translate_query:
-            return
-        targets = [x for x in self.pipeline.retriever.languages() if x != self.lang and x in SUPPORTED]
-        if not targets:
+        target = self._translation_target()
+        if target is None:
             return
         t = time.perf_counter()
         try:
             self.translated_query = translate_question(
-                self.chat, self.searched_for, self.lang, targets[0], self.settings.llm.timeout_s
+                self.chat, self.searched_for, self.lang, target, self.settings.llm.timeout_s
             )
         except BackendError as err:  # the backend is down: skip straight to the fallback
             self._backend_failed(err)
@@ -315,7 +364,7 @@ class _Run:
         if self.translated_query:
             self.search()
 
-    def generate(self) -> Generator[str, None, VerifiedClaims | None]:
+    def generate(self) -> Generator[str | Stage, None, VerifiedClaims | None]:
         """Streams the model's draft; returns its verified claims, None when it declined,
         [] when none held or there is no usable model (then ``self.chat`` is None)."""
         if self.chat is None:
@@ -325,15 +374,32 @@ class _Run:
         def first_token() -> None:
             self.timings.setdefault("first_token", time.perf_counter() - self.t0)
 
+        draft = generate_checked(
+            self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token
+        )
         try:
-            return (
-                yield from generate_checked(
-                    self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token
-                )
-            )
+            # closing: a stop closes the model's stream at once, which frees the shared model.
+            with closing(draft):
+                return (yield from self._until_cancelled(draft))
         except BackendError as err:
             self._backend_failed(err)
             return []
+
+    def _until_cancelled(
+        self, draft: Generator[str, None, VerifiedClaims | None]
+    ) -> Generator[str | Stage, None, VerifiedClaims | None]:
+        """``draft``'s pieces, checking ``cancel`` after each token (and the "writing" stage first)."""
+        first = True
+        while True:
+            try:
+                piece = next(draft)
+            except StopIteration as done:
+                return done.value
+            self.check_cancel()
+            if first:
+                first = False
+                yield self.stage("writing")
+            yield piece
 
     def answers_question(self, claims: VerifiedClaims) -> bool:
         """False when the chat model, shown only the sentences the claims cite, says

@@ -68,6 +68,11 @@ REFUSAL = {
     "en": "The available articles do not contain the answer to this question.",
 }
 
+STOPPED = {
+    "it": "Risposta interrotta.",
+    "en": "Answer stopped.",
+}
+
 EMPTY_STORE = {
     "it": "Non ci sono articoli indicizzati: aggiungine uno per iniziare.",
     "en": "No articles are indexed yet: add one to get started.",

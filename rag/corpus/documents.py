@@ -24,6 +24,10 @@ _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SENTENCE_END = ('.', '!', '?', ':', ';', ',', '"', '»', '”')
 
 
+def _name(source: str) -> str:
+    return Path(source).name or source
+
+
 def document_id(text: str) -> str:
     """Stable id: a content hash, so the same text always gets the same id."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
@@ -32,24 +36,33 @@ def document_id(text: str) -> str:
 def decode_article(raw: bytes, source: str) -> str:
     """Bytes to text, refusing binary and non-UTF-8 input with a clear message."""
     if _is_utf16_text(raw):  # Windows Notepad's "Unicode"
-        raise DocumentError(f"{source}: is saved as UTF-16; save it as UTF-8 and try again.")
+        raise DocumentError(f"{source}: is saved as UTF-16; save it as UTF-8 and try again.", code="utf16",
+                            name=_name(source))
     if b"\x00" in raw[:8192]:
-        raise DocumentError(f"{source}: looks like a binary file, not a text article.")
+        raise DocumentError(f"{source}: looks like a binary file, not a text article.", code="binary",
+                            name=_name(source))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DocumentError(
-            f"{source}: is not valid UTF-8 (byte {err.start}); save it as UTF-8 and try again."
+            f"{source}: is not valid UTF-8 (byte {err.start}); save it as UTF-8 and try again.",
+            code="not_utf8", name=_name(source),
         ) from err
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise DocumentError(f"{source}: the file is empty.")
+        raise DocumentError(f"{source}: the file is empty.", code="empty", name=_name(source))
     return text
 
 
 def _is_utf16_text(raw: bytes) -> bool:
     bom = raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     return bom and "\x00" not in raw[:8192].decode("utf-16", errors="ignore")
+
+
+def body_of(text: str) -> str:
+    """``text`` (an article or its first passage) without a leading "date YYYY-MM Title" line."""
+    first, newline, rest = text.lstrip().partition("\n")
+    return rest.lstrip() if newline and _META_LINE.match(first) else text
 
 
 def is_metadata_line(text: str) -> bool:
@@ -75,11 +88,13 @@ def parse_article(text: str, source: str, fallback_title: str, language: str | N
     if len(title) > MAX_TITLE_CHARS:
         raise DocumentError(
             f"{source}: the title is {len(title):,} characters long; the limit is {MAX_TITLE_CHARS}. "
-            "Shorten the first line (the title) and try again."
+            "Shorten the first line (the title) and try again.",
+            code="title_too_long", name=_name(source), chars=len(title), limit=MAX_TITLE_CHARS,
         )
     body = text[body_start:]
     if not body.strip():  # a title line alone would be "added" with nothing to find in it
-        raise DocumentError(f"{source}: has a title line but no text after it.")
+        raise DocumentError(f"{source}: has a title line but no text after it.", code="title_only",
+                            name=_name(source))
     return Document(
         doc_id=document_id(text),
         title=title,
@@ -100,7 +115,8 @@ def read_article(path: Path, max_bytes: int, known_languages: Mapping[str, str] 
     try:
         exists, is_file = path.exists(), path.is_file()
     except OSError as err:  # e.g. a file name too long for the file system
-        raise DocumentError(f"{path}: cannot be opened ({err.strerror or err}).") from err
+        raise DocumentError(f"{path}: cannot be opened ({err.strerror or err}).", code="unreadable",
+                            name=path.name) from err
     if not exists:
         raise DocumentError(f"{path}: no such file or folder.")
     if not is_file:
@@ -108,17 +124,21 @@ def read_article(path: Path, max_bytes: int, known_languages: Mapping[str, str] 
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DocumentError(
             f"{path}: unsupported file type {path.suffix or '(none)'}; "
-            f"use plain text or Markdown ({', '.join(SUPPORTED_SUFFIXES)})."
+            f"use plain text or Markdown ({', '.join(SUPPORTED_SUFFIXES)}).",
+            code="unsupported_type", name=path.name, suffix=path.suffix or "-",
         )
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise DocumentError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit.")
+            raise DocumentError(f"{path}: {size:,} bytes is over the {max_bytes:,}-byte limit.", code="too_big",
+                                name=path.name, kb=size // 1024, limit_kb=max_bytes // 1024)
         raw = path.read_bytes()
     except PermissionError as err:
-        raise DocumentError(f"{path}: cannot be read (permission denied).") from err
+        raise DocumentError(f"{path}: cannot be read (permission denied).", code="unreadable",
+                            name=path.name) from err
     except OSError as err:
-        raise DocumentError(f"{path}: cannot be read ({err.strerror or err}).") from err
+        raise DocumentError(f"{path}: cannot be read ({err.strerror or err}).", code="unreadable",
+                            name=path.name) from err
     text = decode_article(raw, str(path))
     doc_id = document_id(text)
     language = (known_languages or {}).get(doc_id)

@@ -17,7 +17,8 @@ from .documents import expand_paths, filename_title, parse_article, read_article
 class IngestReport:
     added: list[Document] = field(default_factory=list)
     unchanged: list[Document] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    # Each with its English message (str) and, for the page's own wording, its code.
+    errors: list[DocumentError] = field(default_factory=list)
 
 
 def _file_stem(name: str) -> str:
@@ -77,13 +78,13 @@ def ingest_paths(
         try:
             files.extend(expand_paths([path]))
         except DocumentError as err:
-            report.errors.append(str(err))
+            report.errors.append(err)
     seen = set(known_ids)
     for path in files:
         try:
             doc = read_article(path, max_bytes)
         except DocumentError as err:
-            report.errors.append(str(err))
+            report.errors.append(err)
             continue
         if doc.doc_id in seen:
             report.unchanged.append(doc)
@@ -91,12 +92,15 @@ def ingest_paths(
         try:
             vet(doc)
         except DocumentError as err:
-            report.errors.append(str(err))
+            report.errors.append(err)
             continue
         try:
             stored = store_document(doc, docs_dir, path.suffix.lower())
         except OSError as err:  # store not writable, disk full: nothing half-written stays
-            report.errors.append(f"{path}: could not be copied into {docs_dir} ({err.strerror or err}).")
+            report.errors.append(DocumentError(
+                f"{path}: could not be copied into {docs_dir} ({err.strerror or err}).",
+                code="cannot_store", name=path.name,
+            ))
             continue
         seen.add(doc.doc_id)
         # As the store will read it back (a title from the file name loses what file names cannot hold).

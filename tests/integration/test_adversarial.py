@@ -39,7 +39,8 @@ def test_an_article_with_instructions_is_refused_and_changes_no_answer(home: Pat
     article = home / "aggiornamento.txt"
     article.write_text(INJECTED, encoding="utf-8")
     report = a.ingest([article])
-    assert not report.added and "refused" in report.errors[0] and "ignora le istruzioni precedenti" in report.errors[0]
+    refusal = str(report.errors[0])
+    assert not report.added and "refused" in refusal and "ignora le istruzioni precedenti" in refusal
     assert len(a.documents()) == 1  # only the seed article
     for question in ("Chi ha firmato l'accordo di mutua difesa?", "Who signed the mutual defence pact?"):
         answer = a.ask(question)  # the embedded model
@@ -74,7 +75,7 @@ def test_a_huge_title_is_refused_quickly_with_bounded_memory(home: Path) -> None
     seconds = time.perf_counter() - t
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert not report.added and "the title is 2,449,999 characters long; the limit is 300" in report.errors[0]
+    assert not report.added and "the title is 2,449,999 characters long; the limit is 300" in str(report.errors[0])
     assert seconds < 5 and peak < 60_000_000, (seconds, peak)
     assert not list((home / "docs_store").glob("titolo*"))
 

@@ -65,9 +65,9 @@ def test_ingest_reports_bad_files_and_keeps_good_ones(home: Path, tmp_path: Path
     too_long = tmp_path / ("x" * 300 + ".txt")  # the file system refuses the name itself
     report = a.ingest([good, bad, tmp_path / "missing.md", too_long])
     assert [d.title for d in report.added] == ["Titolo valido"]
-    assert len(report.errors) == 3 and any("UTF-8" in e for e in report.errors)
-    assert any("no such file" in e for e in report.errors)
-    assert any("cannot be opened" in e and "too long" in e for e in report.errors)
+    assert len(report.errors) == 3 and any("UTF-8" in str(e) for e in report.errors)
+    assert any("no such file" in str(e) for e in report.errors)
+    assert any("cannot be opened" in str(e) and "too long" in str(e) for e in report.errors)
 
 
 def test_unwritable_store_is_reported_not_a_traceback(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_unwritable_store_is_reported_not_a_traceback(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "store"
     not_a_folder.write_text("a file where the store should be")
     report = ingest_paths([src], not_a_folder, set(), 1_000_000)
-    assert not report.added and len(report.errors) == 1 and "could not be copied" in report.errors[0]
+    assert not report.added and len(report.errors) == 1 and "could not be copied" in str(report.errors[0])
 
 
 def test_reingesting_never_overwrites_an_edited_stored_copy(home: Path, tmp_path: Path) -> None:

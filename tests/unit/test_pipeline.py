@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from rag import Answer, BackendError, InvalidQuestionError
+from rag import STAGES, Answer, BackendError, InvalidQuestionError, Stage
 from rag.answer.pipeline import DECLINED, NOT_ANSWERED, UNVERIFIED
-from rag.answer.prompts import EMPTY_STORE, NO_ANSWER, REFUSAL
+from rag.answer.prompts import EMPTY_STORE, NO_ANSWER, REFUSAL, STOPPED
 from tests.fakes import ARTICLE, DownChat, EndlessChat, MustNotBeCalled, ScriptedChat, fake_assistant, recording
 
 QUESTION_IT = "Chi ha firmato l'accordo di mutua difesa?"
@@ -136,12 +137,48 @@ def test_empty_index_says_so(tmp_path: Path) -> None:
     assert a.text == EMPTY_STORE["it"] and not a.answerable and a.refusal_reason is None
 
 
-def test_stream_yields_pieces_then_the_answer_with_timings(tmp_path: Path) -> None:
+def test_stream_yields_stages_pieces_then_the_answer_with_timings(tmp_path: Path) -> None:
     chat = ScriptedChat("Putin ha firmato l'accordo di mutua difesa [1].")
     items = list(fake_assistant(tmp_path, chat).ask_stream(QUESTION_IT))
-    assert isinstance(items[-1], Answer) and all(isinstance(i, str) for i in items[:-1]) and len(items) > 3
+    assert isinstance(items[-1], Answer) and len(items) > 3
+    assert all(isinstance(i, str | Stage) for i in items[:-1])
+    stages = [i for i in items if isinstance(i, Stage)]
+    # In pipeline order, each once, before what it announces: the draft comes after "writing".
+    assert [s.name for s in stages] == ["searching", "reading", "writing", "checking"]
+    assert stages[1].passages >= 1 and all(a.elapsed <= b.elapsed for a, b in zip(stages, stages[1:], strict=False))
+    assert items.index(stages[2]) < min(i for i, x in enumerate(items) if isinstance(x, str))
+    assert [s.name for s in stages] == [n for n in STAGES if n in {s.name for s in stages}]
     timings = items[-1].timings
     assert timings["total"] >= timings["first_token"] >= 0 and "retrieval" in timings
+
+
+def test_cancel_stops_between_tokens_and_frees_the_model(tmp_path: Path) -> None:
+    chat = ScriptedChat("Putin ha firmato l'accordo di mutua difesa e molto altro ancora [1].",
+                        "Putin ha firmato l'accordo di mutua difesa [1].")
+    assistant = fake_assistant(tmp_path, chat)
+    cancel = threading.Event()
+    pieces: list[str] = []
+    answer = None
+    for item in assistant.ask_stream(QUESTION_IT, cancel=cancel):
+        if isinstance(item, str):
+            pieces.append(item)
+            if len(pieces) == 2:
+                cancel.set()  # as the page's Stop button does, from another thread
+        elif isinstance(item, Answer):
+            answer = item
+    assert answer is not None and answer.stopped and not answer.answerable and not answer.citations
+    assert answer.text == STOPPED["it"] and len(pieces) == 2  # not one token more
+    assert answer.to_dict()["stopped"] is True
+    # The model was released: the next question is answered whole.
+    again = assistant.ask(QUESTION_IT)
+    assert again.answerable and not again.stopped
+
+
+def test_cancel_before_the_model_is_called_asks_it_nothing(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    answer = fake_assistant(tmp_path, MustNotBeCalled()).ask(QUESTION_IT, cancel=cancel)
+    assert answer.stopped and answer.text == STOPPED["it"]
 
 
 def test_answer_check_saying_no_refuses(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag import ANSWER_ENGINES, Answer, BackendError, ConfigError, InvalidQuestionError, Settings
+from rag import ANSWER_ENGINES, Answer, BackendError, ConfigError, DocumentError, Settings, Stage
 from rag.corpus.ingest import IngestReport
 from rag.types import Document
 from ui.chat import ChatHandlers, Conversation, Turn, chat_messages, conversation
+from ui.labels import label
 
 
 class FakeAssistant:
@@ -19,16 +20,23 @@ class FakeAssistant:
         self.fail = fail
         self.calls: list[dict[str, Any]] = []
         self.closed: list[str] = []  # questions whose stream was closed before it ended
+        self.tokens_after_stop = 0
 
-    def ask_stream(self, question: str, history: Any = None, **options: Any) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, history: Any = None, **options: Any) -> Iterator[str | Stage | Answer]:
         self.calls.append({"question": question, "history": list(history or []), **options})
         if options.get("backend") not in (None, *ANSWER_ENGINES):  # as the real one
             raise ConfigError(f"Unknown answer engine {options['backend']!r}.")
         if self.fail:
             raise self.fail
+        cancel = options.get("cancel")
         try:
-            yield "Bozza "
-            yield "[1]"
+            yield Stage("searching", 0.1)
+            yield Stage("reading", 0.2, passages=5)
+            for piece in ("Bozza ", "[1]"):
+                if cancel is not None and cancel.is_set():  # as the real pipeline, between tokens
+                    yield Answer(question, "Risposta interrotta.", "it", False, stopped=True)
+                    return
+                yield piece
             searched = f"{history[-1][0]} {question}" if history else question
             yield Answer(question, f"Risposta a {question} [1].", "it", True, searched_for=searched)
         except GeneratorExit:
@@ -45,86 +53,154 @@ class FakeAssistant:
         report = IngestReport()
         for p in paths:
             if p.endswith("bad.txt"):
-                report.errors.append(f"{p}: is not valid UTF-8 (byte 3); save it as UTF-8 and try again.")
+                report.errors.append(DocumentError(
+                    f"{p}: is not valid UTF-8 (byte 3); save it as UTF-8 and try again.", code="not_utf8",
+                    name="bad.txt",
+                ))
             else:
                 report.added.append(Document("new", "Nuovo", "2024-07", p, "it", "testo"))
         return report
+
+
+# The chat events' outputs (ui.app chat_outputs).
+TEXTBOX, ERROR, MESSAGES, CONV, KEPT, SEND, STOP = range(7)
 
 
 def _run(handlers: ChatHandlers, question: str, conv: Conversation | None = None) -> list[tuple[Any, ...]]:
     return list(handlers.respond(question, conv or Conversation(), "extractive", 4, "it"))
 
 
-def test_answer_streams_then_the_validated_text_replaces_the_draft() -> None:
+def _last(steps: list[tuple[Any, ...]]) -> str:
+    return steps[-1][MESSAGES][-1]["content"]
+
+
+def test_stages_show_at_once_then_the_draft_then_the_validated_answer() -> None:
     fake = FakeAssistant()
     steps = _run(ChatHandlers(fake), "Chi?")
-    assert steps[0][0] == "" and "Cerco negli articoli" in steps[0][1][-1]["content"]
-    drafts = [s[1][-1]["content"] for s in steps[1:-1]]
-    assert drafts and all('class="draft"' in d for d in drafts) and "Bozza" in drafts[-1]
-    _, messages, _, sources, answer = steps[-1]
-    assert messages[0] == {"role": "user", "content": "Chi?"}
-    assert "Risposta a Chi?" in messages[-1]["content"] and "draft" not in messages[-1]["content"]
-    assert isinstance(answer, Answer) and "Fonti per" in sources
-    expected_call = {"question": "Chi?", "history": [], "backend": "extractive", "k": 4, "default_language": "it"}
-    assert fake.calls[0] == expected_call
+    first = steps[0]
+    assert first[TEXTBOX] == "" and "Cerco negli articoli" in first[MESSAGES][-1]["content"]
+    assert first[SEND]["visible"] is False and first[STOP]["visible"] is True  # Stop replaces Send
+    shown = [s[MESSAGES][-1]["content"] for s in steps[1:-1]]
+    assert any("Leggo 5 passaggi" in d for d in shown)
+    assert any('class="draft"' in d and "Bozza" in d for d in shown)
+    assert all("data-elapsed" in d for d in shown)  # every step shows its elapsed time
+    last = steps[-1]
+    assert last[MESSAGES][0] == {"role": "user", "content": "Chi?"}
+    assert "Risposta a Chi?" in _last(steps) and "draft" not in _last(steps) and "stage" not in _last(steps)
+    assert last[SEND]["visible"] is True and last[STOP]["visible"] is False
+    assert last[KEPT] == [{"q": "Chi?", "d": last[MESSAGES][-1]["content"], "a": "Risposta a Chi? [1]."}]
+    call = fake.calls[0]
+    assert {k: call[k] for k in ("question", "history", "backend", "k", "default_language")} == {
+        "question": "Chi?", "history": [], "backend": "extractive", "k": 4, "default_language": "it"}
 
 
-def test_follow_up_gets_the_history_and_shows_what_was_searched() -> None:
+def test_follow_up_gets_the_history() -> None:
     fake = FakeAssistant()
     handlers = ChatHandlers(fake)
-    conv = _run(handlers, "Chi ha firmato?")[-1][2]
-    last = _run(handlers, "E Kim?", conv)[-1]
+    conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
+    _run(handlers, "E Kim?", conv)
     assert fake.calls[1]["history"] == [("Chi ha firmato?", "Risposta a Chi ha firmato? [1].")]
-    assert "Cercato: «Chi ha firmato? E Kim?»" in last[1][-1]["content"]
 
 
-def test_errors_become_chat_messages_and_stay_out_of_the_history() -> None:
-    handlers = ChatHandlers(FakeAssistant(fail=InvalidQuestionError("The question is empty.")))
-    _, messages, conv, _, _ = _run(handlers, "  ")[-1]
-    assert "The question is empty." in messages[-1]["content"] and "chat-error" in messages[-1]["content"]
-    assert conv.turns[-1].answer is None
+def test_stop_ends_the_answer_keeps_the_history_and_marks_it() -> None:
+    fake = FakeAssistant()
+    handlers = ChatHandlers(fake)
+    conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
+    streaming = handlers.respond("E Kim?", conv, "extractive", 4, "it")
+    for _ in range(3):  # thinking, searching, reading
+        next(streaming)
+    send, stop = handlers.stop(conv)
+    assert send["visible"] and not stop["visible"]
+    last = list(streaming)[-1]
+    assert label("it", "stopped") in last[MESSAGES][-1]["content"]
+    assert [m["content"] for m in last[MESSAGES] if m["role"] == "user"] == ["Chi ha firmato?", "E Kim?"]
+    assert conv.turns[-1].answer is None  # a stopped answer is not used for follow-ups
+    assert last[SEND]["visible"] and not last[STOP]["visible"]
+    _run(handlers, "Chi è Kim?", conv)  # the next question is answered whole
+    assert "Risposta a Chi è Kim?" in conv.turns[-1].display
 
+
+def test_regenerate_asks_the_last_question_again_in_place() -> None:
+    fake = FakeAssistant()
+    handlers = ChatHandlers(fake)
+    conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
+    _run(handlers, "Dove?", conv)
+    steps = list(handlers.regenerate(conv, "extractive", 4, "it"))
+    users = [m["content"] for m in steps[-1][MESSAGES] if m["role"] == "user"]
+    assert users == ["Chi ha firmato?", "Dove?"] and [c["question"] for c in fake.calls][-1] == "Dove?"
+    assert fake.calls[-1]["history"] == [("Chi ha firmato?", "Risposta a Chi ha firmato? [1].")]
+    nothing = list(handlers.regenerate(Conversation(), "extractive", 4, "en"))[-1]
+    assert "no answer to regenerate" in nothing[MESSAGES][-1]["content"]
+
+
+def test_edit_the_last_question_puts_it_back_in_the_box() -> None:
+    handlers = ChatHandlers(FakeAssistant())
+    conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
+    _run(handlers, "Dove?", conv)
+    out = handlers.edit_last(conv, "")
+    assert out[TEXTBOX] == "Dove?" and [t.question for t in conv.turns] == ["Chi ha firmato?"]
+
+
+def test_each_answer_keeps_its_own_sources_ids() -> None:
+    handlers = ChatHandlers(FakeAssistant())
+    conv = _run(handlers, "Chi?")[-1][CONV]
+    _run(handlers, "Dove?", conv)
+    assert [t.prefix for t in conv.turns] == ["a1", "a2"]
+
+
+def test_errors_become_chat_messages_in_the_pages_language() -> None:
     handlers = ChatHandlers(FakeAssistant(fail=BackendError("server <down>")))
-    assert "server &lt;down&gt;" in _run(handlers, "Chi?")[-1][1][-1]["content"]
+    content = _last(_run(handlers, "Chi?"))
+    assert label("it", "err_generic") in content and "server &lt;down&gt;" in content  # the English under details
+    assert content.index("Dettagli") < content.index("server &lt;down&gt;")
 
     # Anything unexpected: a short generic message, never a traceback.
     handlers = ChatHandlers(FakeAssistant(fail=ZeroDivisionError("division by zero")))
-    content = _run(handlers, "Chi?")[-1][1][-1]["content"]
-    assert "problema inatteso" in content and "ZeroDivision" not in content and "Traceback" not in content
-
-    bad_backend = list(ChatHandlers(FakeAssistant()).respond("Chi?", Conversation(), "gpt-9", 4, "en"))[-1]
-    assert "Unknown answer engine" in bad_backend[1][-1]["content"]
+    content = _last(_run(handlers, "Chi?"))
+    assert "problema inatteso" in content and "division by zero" not in content and "Traceback" not in content
 
 
-def test_upload_reports_added_articles_and_bad_files_in_the_chat(tmp_path: Path) -> None:
+def test_an_empty_or_over_long_question_keeps_the_text_in_the_box() -> None:
+    fake = FakeAssistant()
+    handlers = ChatHandlers(fake)
+    for question, expected in (("   ", "La domanda è vuota"), ("x" * 5000, "lunga 5.000 caratteri")):
+        conv = Conversation()
+        (only,) = _run(handlers, question, conv)
+        assert not isinstance(only[TEXTBOX], str)  # the box is not cleared: the text stays
+        assert only[ERROR]["visible"] and expected in only[ERROR]["value"]
+        assert conv.turns == [] and only[MESSAGES] == []  # no bubble
+    assert fake.calls == []
+    # The next good question hides the error.
+    assert _run(handlers, "Chi?")[0][ERROR]["visible"] is False
+
+
+def test_upload_reports_added_articles_and_bad_files_in_the_pages_language(tmp_path: Path) -> None:
     handlers = ChatHandlers(FakeAssistant())
     bad = str(tmp_path / "gradio-tmp" / "bad.txt")
     good = str(tmp_path / "gradio-tmp" / "good.md")
-    file_box, articles, messages, conv, _ = handlers.upload([good, bad], Conversation(), "en")
-    assert file_box is None and "Nuovo" in articles and "3 passages" in articles
-    assert "Article added: “Nuovo” (2024-07, 3 passages)" in messages[0]["content"]
-    # The temporary folder Gradio copied the upload to is not shown, only the file name.
-    assert "Could not add the file: bad.txt: is not valid UTF-8" in messages[1]["content"]
-    assert str(tmp_path) not in messages[1]["content"]
+    file_box, articles, messages, conv, kept, _ = handlers.upload([good, bad], Conversation(), "it")
+    assert file_box is None and "Nuovo" in articles and "3 passaggi" in articles
+    assert "Articolo aggiunto: «Nuovo» (2024-07, 3 passaggi)" in messages[0]["content"]
+    assert "File non aggiunto: «bad.txt» non è un testo UTF-8 valido" in messages[1]["content"]
+    assert str(tmp_path) not in messages[1]["content"] and len(kept) == 2
     assert "No file received" in handlers.upload(None, conv, "en")[2][-1]["content"]
 
 
 def test_new_conversation_clears_everything() -> None:
     handlers = ChatHandlers(FakeAssistant())
-    conv = _run(handlers, "Chi?")[-1][2]
-    messages, cleared, sources, answer = handlers.new_conversation(conv, "en")
-    assert (messages, cleared.turns, answer) == ([], [], None)
-    assert "sources of the latest answer" in sources
+    conv = _run(handlers, "Chi?")[-1][CONV]
+    out = handlers.new_conversation(conv)
+    assert out[MESSAGES] == [] and out[CONV].turns == [] and out[KEPT] == []
 
 
 def test_new_conversation_during_an_answer_stops_it_and_stays_cleared() -> None:
     fake = FakeAssistant()
     handlers = ChatHandlers(fake)
-    conv = _run(handlers, "Chi ha firmato?")[-1][2]
+    conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
     streaming = handlers.respond("E Kim?", conv, "extractive", 4, "it")
-    next(streaming), next(streaming)  # "thinking…", then the first draft piece
-    handlers.new_conversation(conv, "it")
-    assert [step[1] for step in streaming] == [[]]  # it only shows the new, empty conversation
+    next(streaming), next(streaming)  # "thinking…", then the first stage
+    handlers.new_conversation(conv)
+    assert [step[MESSAGES] for step in streaming] == [[]]  # it only shows the new, empty conversation
     assert fake.closed == ["E Kim?"]  # and the answer's generation was stopped (frees the model)
     assert conv.turns == []
     _run(handlers, "Chi è Kim?", conv)
@@ -138,10 +214,23 @@ def test_a_question_or_upload_during_an_answer_is_kept(tmp_path: Path) -> None:
     next(first)
     _run(handlers, "Dove?", conv)  # asked while the first answer streams
     handlers.upload([str(tmp_path / "good.md")], conv, "it")
-    messages = list(first)[-1][1]
+    messages = list(first)[-1][MESSAGES]
     assert [m["content"] for m in messages if m["role"] == "user"] == ["Chi ha firmato?", "Dove?"]
     assert "Risposta a Chi ha firmato?" in messages[1]["content"] and "Risposta a Dove?" in messages[3]["content"]
     assert "Articolo aggiunto" in messages[-1]["content"]
+
+
+def test_the_conversation_comes_back_after_a_reload() -> None:
+    handlers = ChatHandlers(FakeAssistant())
+    kept = _run(handlers, "Chi?")[-1][KEPT]
+    messages, conv = handlers.restore(kept, Conversation())
+    assert [m["role"] for m in messages] == ["user", "assistant"] and "Risposta a Chi?" in messages[1]["content"]
+    assert conversation(conv.turns) == [("Chi?", "Risposta a Chi? [1].")]  # follow-ups see it
+    _run(handlers, "Dove?", conv)
+    assert conv.turns[-1].prefix == "a2"  # the restored answer's card ids are not reused
+    # Whatever else the browser sends is ignored.
+    for junk in (None, "x", [1], [{"q": 1, "d": "x"}], [{"q": "a", "d": "x" * 500_000}]):
+        assert handlers.restore(junk, Conversation()) == ([], Conversation())
 
 
 def test_chat_messages_escape_user_text() -> None:
@@ -157,7 +246,6 @@ def test_a_double_click_asks_once() -> None:
     first = handlers.respond("Chi ha firmato?", conv, "extractive", 4, "it")
     next(first)
     assert list(handlers.respond("Chi ha firmato?", conv, "extractive", 4, "it")) == []  # same question, pending
-    assert list(handlers.respond("", conv, "extractive", 4, "it")) == []  # Enter again on the cleared box
     list(first)
     assert [c["question"] for c in fake.calls] == ["Chi ha firmato?"]
     _run(handlers, "Chi ha firmato?", conv)  # asked again once answered: a real question
@@ -216,17 +304,10 @@ def test_an_accepted_upload_leaves_no_temporary_copy(tmp_path: Path) -> None:
     assert "Article added" in messages[-1]["content"] and not upload.exists()
 
 
-def test_an_over_long_question_is_not_echoed_whole() -> None:
-    fake = FakeAssistant(fail=InvalidQuestionError("The question is 5,000 characters long; the limit is 2,000."))
-    conv = _run(ChatHandlers(fake), "x" * 5000)[-1][2]
-    assert len(conv.turns[0].question) <= 301 and conv.turns[0].question.endswith("…")
-    assert "limit is 2,000" in conv.turns[0].display
-
-
 def test_an_accepted_long_question_stays_whole_in_the_history() -> None:
     question = "Chi ha firmato? " + "dettagli " * 60  # 556 characters: under the limit, over the display cut
     fake = FakeAssistant()
-    conv = _run(ChatHandlers(fake), question)[-1][2]
+    conv = _run(ChatHandlers(fake), question)[-1][CONV]
     assert conv.turns[0].question == question
     assert conversation(conv.turns) == [(question, f"Risposta a {question} [1].")]
 
@@ -235,12 +316,12 @@ def test_remove_an_article_from_the_page(tmp_path: Path) -> None:
     fake = FakeAssistant()
     removed: list[list[str]] = []
     fake.remove = lambda ids: removed.append(ids) or [Document("new", "Nuovo", None, "x", "it", "t")]  # type: ignore[attr-defined]
-    _, messages, _, picker = ChatHandlers(fake).remove("new", Conversation(), "it")
+    _, messages, _, _, picker = ChatHandlers(fake).remove("new", Conversation(), "it")
     assert removed == [["new"]] and "Articolo rimosso: «Nuovo»" in messages[-1]["content"]
     assert picker["visible"] and picker["choices"] == [("Nuovo · new", "new")]
     refused = ChatHandlers(fake, _access(tmp_path, uploads="off")).remove("new", Conversation(), "en")
     assert "not allowed" in refused[1][-1]["content"] and removed == [["new"]]
-    assert not refused[3]["visible"]
+    assert not refused[4]["visible"]
 
 
 def test_wrong_passwords_sent_in_parallel_wait_for_each_other(tmp_path: Path) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from rag.errors import DocumentError, InvalidQuestionError
 from rag.types import Answer, Chunk, Citation, SearchHit
-from ui.labels import EXAMPLES, LABELS, label
+from ui.labels import EXAMPLES, LABELS, error_text, label
 from ui.render import (
     answer_html,
     articles_html,
     highlight,
     model_markdown,
-    sources_html,
+    sources_block,
+    stage_html,
+    stopped_html,
     with_badges,
 )
 
@@ -68,12 +71,14 @@ def test_badges_keep_the_marker_visible_and_escape_the_rest() -> None:
     assert out.count('class="cite-badge"') == 2 and "[1]</span>" in out and "[2]</span>" in out
 
 
-def test_sources_panel_highlights_the_cited_span_and_hides_uncited_passages() -> None:
+def test_sources_highlight_the_cited_span_and_hide_uncited_passages() -> None:
     answer = _answer()
-    html = sources_html(answer, lambda doc_id: ARTICLE, "it")
+    html = sources_block(answer, lambda doc_id: ARTICLE, "it", "a3")
     # The cited span, escaped, inside <mark> (once in the passage, once in the article view).
     assert html.count("<mark>Putin &amp; Kim hanno firmato l&#x27;accordo.</mark>") == 2
     assert '<span class="cite-badge">[1]</span>' in html
+    # The card has this answer's own id (its badges link there); open under the newest answer.
+    assert 'id="a3-s1"' in html and html.startswith('<details class="answer-sources" open><summary>Fonti (1)')
     assert "<titolo>" not in html and "Un &lt;titolo&gt;" in html
     assert "Mostra nell&#x27;articolo" in html and 'class="in-article"' in html
     # The metadata first line is not repeated as passage text.
@@ -86,28 +91,63 @@ def test_sources_panel_highlights_the_cited_span_and_hides_uncited_passages() ->
 
 
 def test_article_view_is_dropped_when_the_article_changed() -> None:
-    html = sources_html(_answer(), lambda doc_id: "something else entirely", "en")
+    html = sources_block(_answer(), lambda doc_id: "something else entirely", "en", "a1")
     assert "in-article" not in html and "<mark>" in html
-    assert "in-article" not in sources_html(_answer(), lambda doc_id: None, "en")
+    assert "in-article" not in sources_block(_answer(), lambda doc_id: None, "en", "a1")
 
 
-def test_sources_panel_without_answer_or_citations() -> None:
-    assert "Le fonti" in sources_html(None, lambda d: None, "it")
+def test_an_answer_without_citations_has_no_sources_block() -> None:
     answer = dataclasses.replace(_answer(), citations=[])
-    assert label("en", "no_citations") in sources_html(answer, lambda d: ARTICLE, "en")
+    assert sources_block(answer, lambda d: ARTICLE, "en", "a1") == ""
 
 
-def test_answer_message_shows_rewritten_query_and_note() -> None:
-    html = answer_html(_answer(searched_for="Chi ha firmato l'accordo di mutua difesa?"), "it")
+def test_answer_message_links_badges_to_its_cards_and_keeps_internals_in_details() -> None:
+    html = answer_html(_answer(searched_for="Chi ha firmato l'accordo di mutua difesa?"), "it", lambda d: ARTICLE, "a2")
     assert "Cercato: «Chi ha firmato l&#x27;accordo di mutua difesa?»" in html
-    assert "&lt;b&gt;hanno&lt;/b&gt;" in html and "Una nota &lt;importante&gt;." in html
-    assert 'title="Un &lt;titolo&gt;, 2024-06">[1]</span>' in html
+    assert "&lt;b&gt;hanno&lt;/b&gt;" in html
+    # The badge links to this answer's card and shows the quoted words on hover.
+    badge = re.search(r'<a class="cite-badge" href="#a2-s1" data-target="a2-s1" title="([^"]*)">\[1\]</a>', html)
+    assert badge and "Putin &amp; Kim hanno firmato" in badge.group(1) and 'id="a2-s1"' in html
+    # Internals (note, engine, relevance) only inside the details toggle.
+    details = html[html.index('<details class="answer-details">') :]
+    assert "Una nota &lt;importante&gt;." in details and "extractive" in details
+    assert "Una nota" not in html[: html.index('<details class="answer-details">')]
     assert "Cercato" not in answer_html(_answer(searched_for="Chi ha firmato?"), "it")
 
 
-def test_answer_message_shows_the_question_translation() -> None:
+def test_a_rewrite_that_failed_its_checks_is_not_shown() -> None:
+    # Without a usable rewrite, the previous question is searched joined to this one.
+    joined = _answer(searched_for="Chi ha firmato l'accordo? Chi ha firmato?")
+    assert "Cercato" not in answer_html(joined, "it")
+
+
+def test_the_question_translation_is_a_detail() -> None:
     answer = dataclasses.replace(_answer(searched_for="Chi ha firmato?"), translated_query="Who <signed>?")
-    assert "Cercato: «Who &lt;signed&gt;?»" in answer_html(answer, "it")
+    html = answer_html(answer, "it")
+    assert "Who &lt;signed&gt;?" in html[html.index('<details class="answer-details">') :]
+    assert "Cercato:" not in html
+
+
+def test_stages_and_stopped_answers() -> None:
+    html = stage_html("reading", 3.46, "it", passages=7)
+    assert "Leggo 7 passaggi…" in html and 'data-elapsed="3.5"' in html and 'role="status"' in html
+    assert "Searching the articles…" in stage_html("searching", 0.0, "en")
+    stopped = stopped_html("Putin <b>", "en")
+    assert "Putin &lt;b&gt;" in stopped and label("en", "stopped") in stopped
+    answer = dataclasses.replace(_answer(), stopped=True, citations=[])
+    assert label("it", "stopped") in answer_html(answer, "it")
+
+
+def test_errors_are_said_in_the_pages_language() -> None:
+    err = InvalidQuestionError("The question is 5,000 characters long", code="question_too_long",
+                               chars=5000, limit=2000)
+    text, details = error_text(err, "it")
+    assert text.startswith("La domanda è lunga 5.000 caratteri; il limite è 2.000") and details is None
+    binary = DocumentError("x/rotto.txt: looks like a binary file", code="binary", name="rotto.txt")
+    assert error_text(binary, "en")[0] == "“rotto.txt” looks like a binary file, not a text article."
+    # An error with no wording of its own: a general sentence, the English text as the detail.
+    text, details = error_text(DocumentError("disk on fire"), "it")
+    assert text == label("it", "err_generic") and details == "disk on fire"
 
 
 def test_articles_description_and_model_info() -> None:
@@ -159,7 +199,7 @@ def test_server_paths_are_not_shown_to_visitors() -> None:
     message = "The chat model file /work/main/models/x.gguf is missing."
     assert public(message) == "The chat model file x.gguf is missing."
     assert public("see http://host/a/b and 3/4") == "see http://host/a/b and 3/4"
-    assert "/work" not in error_html("cannot read /work/main/index/chunks.jsonl", "en")
+    assert "/work" not in error_html("x", "cannot read /work/main/index/chunks.jsonl", lang="en")
 
 
 def test_each_cited_article_is_sent_once_with_all_its_quotes_marked() -> None:
@@ -167,7 +207,7 @@ def test_each_cited_article_is_sent_once_with_all_its_quotes_marked() -> None:
     at = ARTICLE.index("Fine.")
     second = dataclasses.replace(first, number=2, start=at, end=at + 5, quote="Fine.")
     two = dataclasses.replace(_answer(), citations=[first, second])
-    html = sources_html(two, lambda doc_id: ARTICLE, "en")
+    html = sources_block(two, lambda doc_id: ARTICLE, "en", "a1")
     assert html.count('class="in-article"') == 1 and html.count('class="source-card"') == 2
     view = html[html.index('class="in-article"') :]
     assert "<mark>Putin &amp; Kim hanno firmato l&#x27;accordo.</mark>" in view and "<mark>Fine.</mark>" in view

@@ -95,19 +95,21 @@ details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
 PAGE_JS = """
 () => {
   const tick = () => {
-    for (const el of document.querySelectorAll('.elapsed[data-elapsed]')) {
+    for (const el of document.querySelectorAll('time.elapsed[datetime]')) {
       if (!el.dataset.seen) el.dataset.seen = String(performance.now());
-      const s = parseFloat(el.dataset.elapsed) + (performance.now() - parseFloat(el.dataset.seen)) / 1000;
+      const sent = parseFloat((el.getAttribute('datetime').match(/[\d.]+/) || ['0'])[0]);
+      const s = sent + (performance.now() - parseFloat(el.dataset.seen)) / 1000;
       el.textContent = Math.floor(s) + ' s';
     }
   };
   setInterval(tick, 250);
   document.addEventListener('click', (event) => {
-    const badge = event.target.closest && event.target.closest('a.cite-badge[data-target]');
+    // By its href: the chat's HTML sanitizer keeps it (it drops data- attributes).
+    const badge = event.target.closest && event.target.closest('a.cite-badge[href^="#"]');
     if (!badge) return;
     event.preventDefault();
     event.stopPropagation();
-    const card = document.getElementById(badge.dataset.target);
+    const card = document.getElementById(badge.getAttribute('href').slice(1));
     if (!card) return;
     for (let d = card.parentElement; d; d = d.parentElement) if (d.tagName === 'DETAILS') d.open = true;
     card.scrollIntoView({behavior: 'smooth', block: 'center'});
@@ -393,7 +395,7 @@ def launch(
             prevent_thread_lock=not block,
             theme=_theme(),
             css=CSS,
-            js=PAGE_JS,
+            js=PAGE_JS.strip(),
             footer_links=[],
             show_error=False,
             quiet=not block,

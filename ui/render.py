@@ -41,7 +41,7 @@ def badge(number: int, target: str | None = None, tip: str | None = None) -> str
     flashes it); ``tip`` shows on hover (the quoted words)."""
     title = f' title="{esc(tip)}"' if tip else ""
     if target:
-        return f'<a class="cite-badge" href="#{target}" data-target="{target}"{title}>[{number}]</a>'
+        return f'<a class="cite-badge" href="#{target}"{title}>[{number}]</a>'
     return f'<span class="cite-badge"{title}>[{number}]</span>'
 
 
@@ -264,12 +264,12 @@ def answer_html(
 
 
 def stage_html(name: str, elapsed: float, lang: str, passages: int = 0) -> str:
-    """The step under way, with a ticking elapsed time (the page's script counts on from
-    ``data-elapsed`` until the next update)."""
+    """The step under way, with a ticking elapsed time (the page's script counts on from the
+    ``datetime`` duration until the next update; the chat's sanitizer drops data- attributes)."""
     text = label(lang, f"stage_{name}", passages=passages)
     return (
         f'<div class="stage" role="status"><span class="spinner" aria-hidden="true"></span> {esc(text)} '
-        f'<span class="elapsed" data-elapsed="{elapsed:.1f}">{elapsed:.0f} s</span></div>'
+        f'<time class="elapsed" datetime="PT{elapsed:.1f}S">{elapsed:.0f} s</time></div>'
     )
 
 

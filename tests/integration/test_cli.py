@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,61 @@ def test_ask_stdin_mode_and_json(home: Path) -> None:
     assert not docs[1]["answerable"] and docs[1]["language"] == "en" and not docs[1]["citations"]
     r = rag(home, "ask", "Who signed the mutual defence pact?", "--backend", "extractive")
     assert r.returncode == 0 and "Sources:" in r.stdout and "[1]" in r.stdout
+
+
+# The documented --json schema (docs/cli.md): the Python API's field names (Answer.to_dict()).
+ANSWER_FIELDS = {
+    "question", "searched_for", "translated_query", "read_whole_corpus", "text", "language", "answerable",
+    "citations", "passages", "backend", "fell_back", "fallback_reason", "refusal_reason", "relevance", "note",
+    "stopped", "timings",
+}
+CITATION_FIELDS = {"number", "doc_id", "title", "date", "chunk_id", "quote", "start", "end", "chunk_start",
+                   "chunk_end", "passage"}
+
+
+def test_ask_json_has_the_api_fields_and_progress_goes_to_stderr(home: Path) -> None:
+    from rag import Answer
+
+    r = rag(home, "ask", "Chi ha firmato l'accordo di mutua difesa?", "--backend", "extractive", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # stdout holds the JSON alone
+    assert set(doc) == ANSWER_FIELDS and set(doc["citations"][0]) == CITATION_FIELDS
+    assert doc["text"] and not doc["stopped"]
+    assert set(Answer("q", "t", "it", True).to_dict()) == ANSWER_FIELDS  # the API's own to_dict
+    # The stages, in order, each with its elapsed time, on stderr.
+    stages = re.findall(r"^… (.+) \((\d+\.\d)s\)$", r.stderr, re.MULTILINE)
+    names = [s for s, _ in stages]
+    assert names[:2] == ["loading the index and the model", "searching the articles"], r.stderr
+    assert names[-1] == "checking the citations"
+    assert [float(t) for _, t in stages] == sorted(float(t) for _, t in stages)
+    quiet = rag(home, "ask", "Chi ha firmato l'accordo?", "--backend", "extractive", "--json", "--quiet")
+    assert "…" not in quiet.stderr and json.loads(quiet.stdout)["answerable"]
+
+
+def test_help_explains_each_command_with_examples(home: Path) -> None:
+    top = rag(home, "--help")
+    assert top.returncode == 0 and "``" not in top.stdout and "examples:" in top.stdout
+    for command in ("ask", "chat", "search", "ingest", "ui"):
+        assert command in top.stdout
+    ask = rag(home, "ask", "--help").stdout
+    for expected in ("--backend", "extractive", "--json", "--quiet", "examples:", "stderr", "text, language"):
+        assert expected in ask, expected
+    assert "examples:" in rag(home, "search", "--help").stdout
+    assert "/new" in rag(home, "chat", "--help").stdout
+
+
+def test_chat_mode_keeps_the_conversation(home: Path) -> None:
+    r = rag(home, "chat", "--backend", "extractive",
+            stdin="Chi ha firmato l'accordo di mutua difesa?\nE cosa ha detto Kim di lui?\n/new\nCiao?\n")
+    assert r.returncode == 0, r.stderr
+    answers = r.stdout.count("Sources:")
+    assert answers >= 2 and "Putin" in r.stdout and "(new conversation)" in r.stderr
+
+
+def test_search_shows_title_and_date_not_the_metadata_line(home: Path) -> None:
+    r = rag(home, "search", "accordo di mutua difesa", "--k", "7")
+    assert r.returncode == 0 and "[1] Un accordo di mutua difesa (2024-06)" in r.stdout
+    assert "date 2024-06" not in r.stdout
 
 
 @pytest.mark.parametrize(

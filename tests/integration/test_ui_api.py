@@ -76,8 +76,17 @@ def message_text(message: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
+def chat_of(result: tuple[Any, ...]) -> list[Any]:
+    """The chat messages among an event's outputs (the client leaves out session state)."""
+    return next(x for x in result if isinstance(x, list) and all(isinstance(m, dict) and "role" in m for m in x))
+
+
 def last_reply(result: tuple[Any, ...]) -> str:
-    return message_text(result[1][-1])
+    return message_text(chat_of(result)[-1])
+
+
+def articles_of(result: tuple[Any, ...]) -> str:
+    return next(x for x in result if isinstance(x, str) and 'class="articles"' in x)
 
 
 @pytest.fixture(scope="module")
@@ -95,38 +104,40 @@ def ask(client: Client, question: str, backend: str = "extractive", lang: str = 
 def test_chat_endpoint_answers_with_citation_and_highlighted_source(app_url: str) -> None:
     client = Client(app_url, verbose=False)
     result = ask(client, "Chi ha firmato l'accordo di mutua difesa?")
-    reply, sources = last_reply(result), result[2]
-    assert "Putin" in reply and 'class="cite-badge"' in reply and "[1]</span>" in reply
-    assert "<mark>" in sources and "Un accordo di mutua difesa" in sources and "2024-06" in sources
-    assert "Fonti per: «Chi ha firmato" in sources
+    reply = last_reply(result)
+    assert "Putin" in reply and 'class="cite-badge"' in reply and 'href="#a1-s1"' in reply
+    # The answer's own sources, under it: the card its badge links to, the span highlighted.
+    assert 'id="a1-s1"' in reply and "<mark>" in reply and "Un accordo di mutua difesa" in reply
+    assert "2024-06" in reply
 
-    # Follow-up in the same session: the conversation is used and what was searched is shown.
+    # Follow-up in the same session: the conversation is used (no model here to rewrite it,
+    # so no "searched for" line: the joined wording is not shown).
     follow = ask(client, "E cosa ha detto Kim di lui?")
-    assert len(follow[1]) == 4
-    assert "Cercato: «" in last_reply(follow)
+    assert len(chat_of(follow)) == 4 and "Cercato" not in last_reply(follow)
 
-    # Empty message: a friendly error in the chat, and the page keeps answering.
+    # Empty message: a friendly error beside the box, no bubble, and the page keeps answering.
     empty = ask(client, "   ")
-    assert "Errore" in last_reply(empty) and "empty" in last_reply(empty)
+    assert "La domanda è vuota" in str(empty) and len(chat_of(empty)) == 4
     assert "Putin" in last_reply(ask(client, "Who signed the mutual defence pact?", lang="en"))
 
     # The OpenAI-compatible server is down: still a cited answer, with a note saying why.
     down = last_reply(ask(client, "Chi ha firmato l'accordo di mutua difesa?", backend="openai"))
     assert 'class="answer-note"' in down and "cite-badge" in down and "Traceback" not in down
 
-    cleared = client.predict("it", api_name="/new_conversation")
-    assert cleared[0] == []
-    fresh = ask(client, "Chi ha firmato l'accordo di mutua difesa?")
-    assert len(fresh[1]) == 2 and "Cercato" not in last_reply(fresh)  # the history is gone too
+    cleared = client.predict(api_name="/new_conversation")
+    assert chat_of(cleared) == []
+    fresh = ask(client, "E cosa ha detto Kim di lui?")
+    assert len(chat_of(fresh)) == 2  # the history is gone too
 
 
 def test_uploaded_article_is_searchable_without_restart(app_url: str, tmp_path: Path) -> None:
     client = Client(app_url, verbose=False)
     article = tmp_path / "sagra-castagna.txt"
     article.write_text(NEW_ARTICLE, encoding="utf-8")
-    _, articles, chat, _ = client.predict([handle_file(str(article))], "en", api_name="/upload")
+    added = client.predict([handle_file(str(article))], "en", api_name="/upload")
+    articles = articles_of(added)
     assert "La sagra della castagna di Borgo Alto" in articles and "2024-10" in articles
-    assert "Article added" in message_text(chat[-1])
+    assert "Article added" in last_reply(added)
     # Gradio's copy of the upload is gone: the store holds the article now.
     assert not list(Path(os.environ["GRADIO_TEMP_DIR"]).rglob("sagra-castagna.txt"))
 
@@ -135,9 +146,8 @@ def test_uploaded_article_is_searchable_without_restart(app_url: str, tmp_path: 
 
     bad = tmp_path / "rotto.txt"
     bad.write_bytes(b"caf\xe9 \xff\xfe non utf-8")
-    _, _, chat, _ = client.predict([handle_file(str(bad))], "en", api_name="/upload")
-    notice = message_text(chat[-1])
-    assert "Could not add the file: rotto.txt" in notice and "UTF-8" in notice
+    notice = last_reply(client.predict([handle_file(str(bad))], "en", api_name="/upload"))
+    assert "File not added: “rotto.txt” is not valid UTF-8 text" in notice
     assert "/tmp" not in notice
 
 
@@ -174,9 +184,9 @@ def test_concurrent_chats_get_their_own_answers(app_url: str) -> None:
     expected = ["bandiere", "firmato un accordo", "sostegno"]
     for (question, _, _), want, (final, _) in zip(jobs, expected, _concurrently(app_url, jobs), strict=True):
         assert want in last_reply(final), (question, last_reply(final))
-        # Its own question in its own chat and sources panel, nobody else's.
-        assert [message_text(m) for m in final[1] if m["role"] == "user"] == [question]
-        assert html.escape(f"«{question}»") in final[2]
+        # Its own question in its own chat, with its own sources, nobody else's.
+        assert [message_text(m) for m in chat_of(final) if m["role"] == "user"] == [question]
+        assert html.escape(want) in last_reply(final).split('class="answer-sources"')[1]
 
 
 def test_concurrent_chats_with_the_embedded_model(app_url: str) -> None:
@@ -190,8 +200,8 @@ def test_concurrent_chats_with_the_embedded_model(app_url: str) -> None:
     assert "Putin" in last_reply(en) and "sostegno" not in last_reply(en)
     assert "sostegno" in last_reply(it) and "Putin signed" not in last_reply(it)
     for final, steps in ((en, en_steps), (it, it_steps)):
-        assert "cite-badge" in last_reply(final) and "<mark>" in final[2]
-        drafts = [s for s in steps if s and isinstance(s[1], list) and 'class="draft"' in last_reply(s)]
+        assert "cite-badge" in last_reply(final) and "<mark>" in last_reply(final)
+        drafts = [s for s in steps if s and 'class="draft"' in str(s)]
         # Answered by llama.cpp itself: streamed drafts, and no fallback note.
         assert drafts, "no streamed draft"
         assert 'class="answer-note"' not in last_reply(final), last_reply(final)

@@ -1,9 +1,11 @@
 """End-to-end in Debian's Chromium (Playwright): a reader's session on the chat page.
 
-Italian question with the embedded model (streamed, cited, highlighted source),
-follow-up with "searched for", English page and question, an example click,
-an empty message, a bad upload, a new conversation — and the page never asks
-anything from outside 127.0.0.1. Screenshots go to test-artifacts/.
+Italian session with the embedded model: stages shown before any text, the cited answer
+with badges that scroll to their own source card, Stop (Esc) mid-answer keeping the
+history, regenerate, an over-long question kept in the box, history across a reload,
+nothing in English on the Italian page; then the English page with a bad upload; and
+the page in dark and light themes at desktop and phone sizes, with measured contrast.
+The page never asks anything from outside 127.0.0.1. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from rag.text.language import detect_language
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import REPO
 from tests.integration.test_ui_api import NEW_ARTICLE, private_home, running_app
+from ui.labels import EXAMPLES, LABELS
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,6 +38,11 @@ QUICK_TIMEOUT_MS = 60_000
 
 BOT = "#chat [data-testid='bot']"
 USER = "#chat [data-testid='user']"
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+
+# Gradio's own English words that must not show on an Italian page.
+GRADIO_ENGLISH = ["Drop File Here", "Click to Upload", "Upload file", "Loading", "processing", "Clear"]
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +54,12 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _wait_answer(page, count: int, timeout: int) -> str:  # type: ignore[no-untyped-def]
+def _wait_answer(page: Any, count: int, timeout: int) -> str:
     """Waits for the ``count``-th assistant message to be final; returns its text."""
     try:
         page.wait_for_function(
             """([sel, n]) => document.querySelectorAll(sel).length >= n
-                && !document.querySelector('#chat .thinking') && !document.querySelector('#chat .draft')""",
+                && !document.querySelector('#chat .thinking')""",
             arg=[BOT, count],
             timeout=timeout,
         )
@@ -61,10 +70,49 @@ def _wait_answer(page, count: int, timeout: int) -> str:  # type: ignore[no-unty
     return page.locator(BOT).nth(count - 1).inner_text()
 
 
-def _ask(page, question: str) -> None:  # type: ignore[no-untyped-def]
+def _ask(page: Any, question: str) -> None:
     box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
+
+
+def _english_on_page(page: Any) -> list[str]:
+    """English words of the page's own (labels, Gradio's strings) visible on the Italian page."""
+    text = page.evaluate("document.body.innerText")
+    for example in EXAMPLES:  # bilingual on purpose: answers follow the question's language
+        text = text.replace(example, "")
+    english = {v for k, v in LABELS["en"].items() if v != LABELS["it"][k] and "{" not in v and len(v) > 3}
+    return sorted(w for w in [*english, *GRADIO_ENGLISH] if w in text)
+
+
+# WCAG contrast of an element's text against the first opaque background behind it.
+CONTRAST_JS = """
+(sel) => {
+  const el = document.querySelector(sel);
+  if (!el) return null;
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let node = el, bg = null;
+  while (node && node.nodeType === 1) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) { bg = c.slice(0, 3); break; }
+    node = node.parentElement;
+  }
+  bg = bg || [255, 255, 255];
+  const fg = rgb(getComputedStyle(el).color).slice(0, 3);
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+def _contrast(page: Any, selector: str) -> float:
+    ratio = page.evaluate(CONTRAST_JS, selector)
+    assert ratio is not None, f"{selector} is not on the page"
+    return float(ratio)
 
 
 def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
@@ -76,137 +124,129 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=DESKTOP)
             page.on("request", lambda r: requests.append(r.url))
             page.on("pageerror", lambda e: page_errors.append(str(e)))
             page.goto(app_url, wait_until="load")
 
-            # The page in Italian (settings.ui.language), with the loaded article described.
+            # The page in Italian (settings.ui.language), the article described, settings collapsed.
             page.locator("#question textarea").wait_for()
             assert "Assistente notizie" in page.locator("h1").first.inner_text()
             articles = page.locator("#articles").inner_text()
             assert "Un accordo di mutua difesa" in articles and "2024-06" in articles
             assert re.search(r"\d+ passaggi", articles)
+            assert not page.locator("#model-info").is_visible()
+            page.locator("#settings").get_by_text("Impostazioni").click()
+            page.locator("#model-info").wait_for()
             assert "qwen2.5" in page.locator("#model-info").inner_text()
-            page.screenshot(path=ARTIFACTS / "ui-01-start.png", full_page=True)
+            page.locator("#settings").get_by_text("Impostazioni").click()
 
-            # 1. Italian question, embedded model: the draft streams, then the cited answer.
+            # 1. The stage shows before any text, with Stop in place of Send; then the cited answer.
             question = "Chi ha firmato l'accordo di mutua difesa?"
             _ask(page, question)
-            page.locator("#chat .draft, #chat .chat-error").first.wait_for(timeout=LLM_TIMEOUT_MS)
-            page.screenshot(path=ARTIFACTS / "ui-02-streaming.png")
+            page.wait_for_function(
+                "document.querySelector('#chat .stage') && !document.querySelector('#chat .draft')",
+                timeout=QUICK_TIMEOUT_MS,
+            )
+            stage = page.locator("#chat .stage").inner_text()
+            assert re.search(r"(Cerco negli articoli|Preparo|Leggo \d+ passaggi)…", stage), stage
+            assert page.locator("#stop").is_visible() and not page.locator("#send").is_visible()
+            page.locator("#chat time.elapsed[data-seen]").wait_for(timeout=QUICK_TIMEOUT_MS)  # the clock ticks
+            page.screenshot(path=ARTIFACTS / "ui-01-stage.png")
             answer = _wait_answer(page, 1, LLM_TIMEOUT_MS)
             # Putin on Intel VMs, Kim Jong-un on AMD (CPU float kernels); both signed it.
             assert "[1]" in answer and ("Putin" in answer or "Kim" in answer), answer
-            assert detect_language(re.sub(r"\[\d+\]", "", answer)) == "it", answer
-            badge = page.locator(BOT).first.locator(".cite-badge").first
-            assert badge.inner_text() == "[1]"
-            sources = page.locator("#sources")
-            assert question in sources.inner_text()
-            card = sources.locator("#source-1")
+            text = page.locator(BOT).first.locator(".answer-text").inner_text()
+            assert detect_language(re.sub(r"\[\d+\]", "", text)) == "it", text
+            assert page.locator("#send").is_visible() and not page.locator("#stop").is_visible()
+            badge = page.locator(BOT).first.locator("a.cite-badge").first
+            assert badge.inner_text() == "[1]" and badge.get_attribute("href") == "#a1-s1"
+            assert "«" in (badge.get_attribute("title") or "")  # hover: the quoted words
+            card = page.locator("#a1-s1")
             assert "Un accordo di mutua difesa" in card.inner_text() and "2024-06" in card.inner_text()
-            assert card.locator(".cite-badge").inner_text() == "[1]"
             mark = card.locator(".passage mark")
             assert mark.count() == 1 and len(mark.inner_text()) > 20
             card.get_by_text("Mostra nell'articolo").click()
-            article_mark = card.locator(".article-text mark")
-            article_mark.wait_for()
-            assert article_mark.inner_text() == mark.inner_text()
-            # Uncited passages: one collapsed section (the article has more passages than it cites).
-            assert sources.locator("details.other-passages").count() == 1
-            assert sources.locator("details.other-passages[open]").count() == 0
-            page.screenshot(path=ARTIFACTS / "ui-03-italian-answer.png", full_page=True)
+            card.locator(".article-text mark").wait_for()
+            assert card.locator(".article-text mark").inner_text() == mark.inner_text()
+            page.screenshot(path=ARTIFACTS / "ui-02-answer.png")
 
-            # 2. Follow-up: rewritten with the conversation before retrieval, shown to the reader.
+            # 2. A follow-up, stopped with Esc while it is written: marked, history kept, model free.
             _ask(page, "E cosa ha detto Kim di lui?")
-            follow = _wait_answer(page, 2, LLM_TIMEOUT_MS)
-            assert "Cercato: «" in follow, follow
-            assert "Kim" in follow
-            page.screenshot(path=ARTIFACTS / "ui-04-follow-up.png", full_page=True)
-
-            # 2b. "New conversation" while an answer streams: the chat stays cleared, the answer stops
-            # (the shared model is free for the next question) and it is not used for follow-ups.
-            _ask(page, "Che cosa ha offerto Kim all'intervento russo in Ucraina?")
             page.locator("#chat .draft").first.wait_for(timeout=LLM_TIMEOUT_MS)
-            page.locator("#new-conversation").click()
-            page.wait_for_function(
-                "([sel]) => document.querySelectorAll(sel).length === 0", arg=[BOT], timeout=QUICK_TIMEOUT_MS
-            )
-            _ask(page, "Chi ha firmato l'accordo di mutua difesa?")
-            fresh = _wait_answer(page, 1, LLM_TIMEOUT_MS)
-            assert page.locator(USER).count() == 1 and "Cercato" not in fresh, fresh
-            assert "[1]" in fresh, fresh
+            page.keyboard.press("Escape")
+            page.locator("#chat .stopped").wait_for(timeout=QUICK_TIMEOUT_MS)
+            assert page.locator(USER).count() == 2 and page.locator("#send").is_visible()
+            page.screenshot(path=ARTIFACTS / "ui-03-stopped.png")
 
-            # 3. English page labels; the quick extractive engine for the rest.
-            page.locator("#page-language").get_by_label("English").check()
-            page.get_by_role("button", name="New conversation").wait_for(timeout=QUICK_TIMEOUT_MS)
-            assert page.locator("#send").inner_text().strip() == "Send"
-            page.locator("#backend").get_by_label("extractive").check()
+            # 3. Regenerate: the stopped question is answered whole, in its place.
+            page.locator("#regenerate").click()
+            page.locator("#chat .stage").first.wait_for(timeout=QUICK_TIMEOUT_MS)
+            follow = _wait_answer(page, 2, LLM_TIMEOUT_MS)
+            assert "Kim" in follow and page.locator(USER).count() == 2 and page.locator("#chat .stopped").count() == 0
+
+            # 4. Each answer keeps its own sources: the first answer's badge still opens its card.
+            assert page.locator("#a1-s1").count() == 1
+            assert page.locator(BOT).nth(1).locator(".answer-sources .source-card").count() >= 1
+            page.locator(BOT).first.locator("a.cite-badge").first.click()
             page.wait_for_function(
-                "document.querySelector('#model-info').innerText.includes('no language model')",
+                """() => { const c = document.querySelector('#a1-s1');
+                           const r = c.getBoundingClientRect();
+                           return c.closest('details').open && c.classList.contains('flash')
+                                  && r.top >= 0 && r.bottom <= innerHeight; }""",
                 timeout=QUICK_TIMEOUT_MS,
             )
-            _ask(page, "What do the United States accuse North Korea of?")
-            english = _wait_answer(page, 2, QUICK_TIMEOUT_MS)
-            assert "From the articles" in english and "[1]" in english, english
-            assert "Sources for: «What do the United States" in sources.inner_text()
-            assert "Stati Uniti" in sources.locator("#source-1 .passage mark").inner_text()
-            # The cited span is mid-article: "show in the article" opens scrolled to it.
-            sources.locator("#source-1").get_by_text("Show in the article").click()
-            box = sources.locator("#source-1 .article-text")
-            box.locator("mark").wait_for()
-            page.wait_for_function(
-                "document.querySelector('#source-1 .article-text').scrollTop > 0", timeout=QUICK_TIMEOUT_MS
-            )
-            page.screenshot(path=ARTIFACTS / "ui-05-english.png", full_page=True)
+            page.screenshot(path=ARTIFACTS / "ui-04-badge-scrolled.png")
 
-            # 4. New conversation: chat and sources cleared.
-            page.get_by_role("button", name="New conversation").click()
-            page.wait_for_function(
-                "([sel]) => document.querySelectorAll(sel).length === 0", arg=[BOT], timeout=QUICK_TIMEOUT_MS
-            )
-            assert "sources of the latest answer will appear here" in sources.inner_text()
-
-            # 5. An example question, asked by clicking it (a fresh conversation: no rewrite).
-            example = "Che cosa ha detto Kim di Putin?"
-            page.get_by_role("button", name=example).click()
-            said = _wait_answer(page, 1, QUICK_TIMEOUT_MS)
-            assert page.locator(USER).first.inner_text().strip() == example
-            assert "[1]" in said and "Kim" in said and "Searched for" not in said
-            assert f"«{example}»" in sources.inner_text()
-
-            # 6. Errors are chat messages and the page keeps working: empty message, bad upload.
+            # 5. An over-long question: the text stays in the box, the error beside it, no bubble.
+            long_question = "Chi ha firmato? " * 400
+            page.locator("#question textarea").fill(long_question)
+            page.locator("#question textarea").press("Enter")
+            page.locator("#question-error .chat-error").wait_for(timeout=QUICK_TIMEOUT_MS)
+            assert "La domanda è lunga" in page.locator("#question-error").inner_text()
+            assert page.locator("#question textarea").input_value() == long_question
+            assert page.locator(USER).count() == 2
+            page.screenshot(path=ARTIFACTS / "ui-05-long-question.png")
             page.locator("#question textarea").fill("")
-            page.locator("#send").click()
-            empty = _wait_answer(page, 2, QUICK_TIMEOUT_MS)
-            assert "Error" in empty and "empty" in empty
-            assert page.locator(USER).count() == 1  # no empty bubble for the empty message
+
+            # 6. Nothing in English on the Italian page (labels, Gradio's own words, errors).
+            assert _english_on_page(page) == []
+
+            # 7. A reload keeps the conversation (and follow-ups still see it); "new" clears it for good.
+            page.reload(wait_until="load")
+            page.wait_for_function("([sel]) => document.querySelectorAll(sel).length === 2", arg=[USER],
+                                   timeout=QUICK_TIMEOUT_MS)
+            assert page.locator("#a1-s1").count() == 1
+            page.locator("#new-conversation").click()
+            page.wait_for_function("([sel]) => document.querySelectorAll(sel).length === 0", arg=[BOT],
+                                   timeout=QUICK_TIMEOUT_MS)
+            page.reload(wait_until="load")
+            page.locator("#question textarea").wait_for()
+            page.wait_for_timeout(1500)  # time for a restore that must not come
+            assert page.locator(BOT).count() == 0
+
+            # 8. English page, quick extractive engine: labels, a bad upload said in English, an example.
+            page.locator("#page-language").get_by_label("English").check()
+            page.get_by_role("button", name="New conversation").wait_for(timeout=QUICK_TIMEOUT_MS)
+            page.locator("#settings").get_by_text("Settings").click()
+            page.locator("#backend").get_by_label("extractive").check()
             bad = tmp_path / "rotto.txt"
             bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 not an article")
             page.locator("#upload input[type=file]").set_input_files(str(bad))
-            _wait_answer(page, 3, QUICK_TIMEOUT_MS)
-            upload_error = page.locator(BOT).nth(2).inner_text()
-            assert "Could not add the file: rotto.txt" in upload_error and "binary" in upload_error
-            _ask(page, "Who signed the mutual defence pact?")
-            assert "Putin" in _wait_answer(page, 4, QUICK_TIMEOUT_MS)
-            page.screenshot(path=ARTIFACTS / "ui-06-example-and-errors.png", full_page=True)
+            upload_error = _wait_answer(page, 1, QUICK_TIMEOUT_MS)
+            assert "File not added: “rotto.txt” looks like a binary file" in upload_error, upload_error
+            page.get_by_role("button", name="What do the United States accuse North Korea of?").click()
+            english = _wait_answer(page, 2, QUICK_TIMEOUT_MS)
+            assert "From the articles" in english and "[1]" in english, english
+            assert "Stati Uniti" in page.locator(BOT).nth(1).locator(".source-card mark").first.inner_text()
 
-            # 7. The chat's own trash button also forgets the conversation: no rewrite afterwards.
-            page.locator("#chat button[aria-label='Clear']").click()
-            page.wait_for_function(
-                "([sel]) => document.querySelectorAll(sel).length === 0", arg=[BOT], timeout=QUICK_TIMEOUT_MS
-            )
-            _ask(page, "Chi ha firmato l'accordo di mutua difesa?")
-            fresh = _wait_answer(page, 1, QUICK_TIMEOUT_MS)
-            assert "[1]" in fresh and "Searched for" not in fresh, fresh
-
-            # 8. An uploaded article is listed for every page opened afterwards, not only this one.
+            # 9. An uploaded article is listed for every page opened afterwards.
             good = tmp_path / "sagra-castagna.txt"
             good.write_text(NEW_ARTICLE, encoding="utf-8")
             page.locator("#upload input[type=file]").set_input_files(str(good))
-            _wait_answer(page, 2, QUICK_TIMEOUT_MS)
+            _wait_answer(page, 3, QUICK_TIMEOUT_MS)
             assert "La sagra della castagna" in page.locator("#articles").inner_text()
-            other = browser.new_page(viewport={"width": 1400, "height": 1000})
+            other = browser.new_page(viewport=DESKTOP)
             other.goto(app_url, wait_until="load")
             other.wait_for_function(
                 "document.querySelector('#articles')?.innerText.includes('La sagra della castagna')",
@@ -218,3 +258,44 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
     assert not page_errors, page_errors
     outside = sorted({u for u in requests if not u.startswith(app_url.rstrip("/")) and not u.startswith("data:")})
     assert not outside, f"the page fetched from outside: {outside}"
+
+
+@pytest.mark.parametrize(("theme", "viewport"), [("light", DESKTOP), ("dark", DESKTOP), ("dark", PHONE),
+                                                 ("light", PHONE)])
+def test_themes_and_phone_layout_are_readable(app_url: str, theme: str, viewport: dict[str, int]) -> None:
+    """Highlighted and plain text, badges and buttons at WCAG AA (4.5:1) in both themes; on a
+    phone the question box is on screen and each answer's sources sit under it."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = f"ui-{theme}-{'phone' if viewport is PHONE else 'desktop'}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=viewport, color_scheme=theme)
+            page.goto(f"{app_url}?__theme={theme}", wait_until="load")
+            box = page.locator("#question textarea")
+            box.wait_for()
+            assert page.evaluate("document.body.classList.contains('dark') || "
+                                 "!!document.querySelector('.dark')") == (theme == "dark")
+            bottom = box.bounding_box()
+            assert bottom and bottom["y"] + bottom["height"] <= viewport["height"], bottom  # reachable at once
+            page.locator("#settings").get_by_text("Impostazioni").click()
+            page.locator("#backend").get_by_label("extractive").check()
+            _ask(page, "Che cosa ha offerto Kim all'intervento russo in Ucraina?")
+            _wait_answer(page, 1, QUICK_TIMEOUT_MS)
+            page.locator(BOT).first.locator(".in-article summary").first.click()
+            page.locator(BOT).first.locator(".article-text mark").first.wait_for()
+            for selector in ("#a1-s1 .passage mark", "#a1-s1 .passage", "#a1-s1 .article-text .context",
+                             "#a1-s1 .article-text mark", "#a1-s1 .cite-badge", "#send", "#chat .answer-text",
+                             "#a1-s1 summary"):
+                ratio = _contrast(page, selector)
+                assert ratio >= 4.5, (theme, selector, round(ratio, 2))
+            # The sources are under their answer, not a screen away.
+            answer = page.locator(BOT).first.locator(".answer-text").bounding_box()
+            card = page.locator("#a1-s1").bounding_box()
+            assert answer and card and 0 <= card["y"] - (answer["y"] + answer["height"]) < 200
+            page.locator(BOT).first.locator(".source-card").first.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / f"{name}.png")
+        finally:
+            browser.close()

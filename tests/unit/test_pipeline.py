@@ -4,6 +4,7 @@ hybrid retriever over a three-passage article, and scripted chat backends."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import threading
 import time
@@ -145,7 +146,7 @@ def test_stream_yields_stages_pieces_then_the_answer_with_timings(tmp_path: Path
     stages = [i for i in items if isinstance(i, Stage)]
     # In pipeline order, each once, before what it announces: the draft comes after "writing".
     assert [s.name for s in stages] == ["searching", "reading", "writing", "checking"]
-    assert stages[1].passages >= 1 and all(a.elapsed <= b.elapsed for a, b in zip(stages, stages[1:], strict=False))
+    assert stages[1].passages >= 1 and all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(stages))
     assert items.index(stages[2]) < min(i for i, x in enumerate(items) if isinstance(x, str))
     assert [s.name for s in stages] == [n for n in STAGES if n in {s.name for s in stages}]
     timings = items[-1].timings

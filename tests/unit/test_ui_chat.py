@@ -83,7 +83,7 @@ def test_stages_show_at_once_then_the_draft_then_the_validated_answer() -> None:
     shown = [s[MESSAGES][-1]["content"] for s in steps[1:-1]]
     assert any("Leggo 5 passaggi" in d for d in shown)
     assert any('class="draft"' in d and "Bozza" in d for d in shown)
-    assert all("data-elapsed" in d for d in shown)  # every step shows its elapsed time
+    assert all("<time class=\"elapsed\"" in d for d in shown)  # every step shows its elapsed time
     last = steps[-1]
     assert last[MESSAGES][0] == {"role": "user", "content": "Chi?"}
     assert "Risposta a Chi?" in _last(steps) and "draft" not in _last(steps) and "stage" not in _last(steps)

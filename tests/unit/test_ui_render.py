@@ -106,7 +106,7 @@ def test_answer_message_links_badges_to_its_cards_and_keeps_internals_in_details
     assert "Cercato: «Chi ha firmato l&#x27;accordo di mutua difesa?»" in html
     assert "&lt;b&gt;hanno&lt;/b&gt;" in html
     # The badge links to this answer's card and shows the quoted words on hover.
-    badge = re.search(r'<a class="cite-badge" href="#a2-s1" data-target="a2-s1" title="([^"]*)">\[1\]</a>', html)
+    badge = re.search(r'<a class="cite-badge" href="#a2-s1" title="([^"]*)">\[1\]</a>', html)
     assert badge and "Putin &amp; Kim hanno firmato" in badge.group(1) and 'id="a2-s1"' in html
     # Internals (note, engine, relevance) only inside the details toggle.
     details = html[html.index('<details class="answer-details">') :]
@@ -130,7 +130,7 @@ def test_the_question_translation_is_a_detail() -> None:
 
 def test_stages_and_stopped_answers() -> None:
     html = stage_html("reading", 3.46, "it", passages=7)
-    assert "Leggo 7 passaggi…" in html and 'data-elapsed="3.5"' in html and 'role="status"' in html
+    assert "Leggo 7 passaggi…" in html and 'datetime="PT3.5S"' in html and 'role="status"' in html
     assert "Searching the articles…" in stage_html("searching", 0.0, "en")
     stopped = stopped_html("Putin <b>", "en")
     assert "Putin &lt;b&gt;" in stopped and label("en", "stopped") in stopped

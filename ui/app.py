@@ -92,7 +92,7 @@ details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
 # - a citation badge scrolls to its source card (opening the sources it sits in) and flashes it;
 # - Esc stops the answer being written (as the Stop button does);
 # - "show in the article" opens scrolled to the highlighted span.
-PAGE_JS = """
+PAGE_JS = r"""
 () => {
   const tick = () => {
     for (const el of document.querySelectorAll('time.elapsed[datetime]')) {

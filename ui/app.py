@@ -383,6 +383,9 @@ def launch(
     os.environ["GRADIO_TEMP_DIR"] = str(temp)
     demo = build_app(assistant, access)
     _TEMP_DIRS[id(demo)] = (temp, previous)
+    if block:  # Gradio's own start-up lines (with its share=True hint) are kept quiet
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"The chat page is at http://{shown}:{port}/ (Ctrl-C stops it).", file=sys.stderr, flush=True)
     try:
         if block and threading.current_thread() is threading.main_thread():
             # `kill` (SIGTERM) stops the page as Ctrl-C does, so its files are deleted too.
@@ -398,7 +401,7 @@ def launch(
             js=PAGE_JS.strip(),
             footer_links=[],
             show_error=False,
-            quiet=not block,
+            quiet=True,
             # Oversized uploads stop at the door; smaller bad ones get the assistant's own message.
             max_file_size=4 * assistant.settings.max_document_bytes,
         )

@@ -259,6 +259,8 @@ class ChatHandlers:
     ) -> Iterator[tuple[Any, ...]]:
         """Asks the last question again, in place of its answer."""
         conv = _session(conv)
+        if self._busy(conv):
+            return  # an answer is under way: Stop it first
         last = self._last_question(conv)
         if last is None:
             conv.turns.append(Turn(question=None, display=notice_html(label(lang, "nothing_to_regenerate"), False)))

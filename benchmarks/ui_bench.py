@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from answer_bench import BASELINE_TOKENS, baseline  # this folder, run as a script
 from gradio_client import Client
 
-from benchmarks.answer_bench import BASELINE_TOKENS, baseline
 from evals.settings import load_eval_settings
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| id | lang | first token (s) | complete (s) | answer |")
     print("|---|---|---:|---:|---|")
     for r in rows:
-        answer = html.unescape(re.sub(r"<[^>]+>", "", r["answer"]))  # the chat message, as plain text
+        text = r["answer"].split("<details", 1)[0]  # the answer's words, not its sources and details
+        answer = html.unescape(re.sub(r"<[^>]+>", "", text))
         answer = " ".join(answer.split())[:70].replace("|", "/")
         print(f"| {r['id']} | {r['lang']} | {r['first_token_s']:.1f} | {r['total_s']:.1f} | {answer} |")
     print()

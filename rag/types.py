@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ class Citation:
 
 
 # The steps of an answer, in order, as ``Stage.name`` reports them.
-STAGES = ("loading", "rewriting", "searching", "translating", "reading", "writing", "checking")
+StageName = Literal["loading", "rewriting", "searching", "translating", "reading", "writing", "checking"]
+STAGES: tuple[StageName, ...] = get_args(StageName)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Stage:
     ("reading"); ``elapsed`` counts seconds from when the question was asked.
     """
 
-    name: str
+    name: StageName
     elapsed: float
     passages: int = 0
 

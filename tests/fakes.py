@@ -73,6 +73,7 @@ class ScriptedChat(ChatBackend):
         self.supports_grammar = grammar
         self.delay_s = delay_s
         self.calls: list[dict[str, Any]] = []
+        self.streaming = 0  # replies started and not yet ended or closed (a stopped one must not stay open)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -85,10 +86,14 @@ class ScriptedChat(ChatBackend):
         self.calls.append({"messages": list(messages), "grammar": grammar, "max_tokens": max_tokens, "stop": stop})
         if not self.replies:
             raise AssertionError("the chat model was called more often than scripted")
-        for word in self.replies.pop(0).split(" "):
-            if self.delay_s:
-                time.sleep(self.delay_s)
-            yield word + " "
+        self.streaming += 1
+        try:
+            for word in self.replies.pop(0).split(" "):
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                yield word + " "
+        finally:
+            self.streaming -= 1
 
 
 class DownChat(ChatBackend):

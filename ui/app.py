@@ -56,7 +56,6 @@ a.cite-badge:hover, a.cite-badge:focus-visible { background: #bfdbfe; outline: 2
 .chat-notice { color: #166534; }
 .dark .chat-notice { color: #86efac; }
 #question-error .chat-error { margin: 0 0 .3em; }
-.sources-empty { font-size: .9em; }
 .answer-sources { margin-top: .6em; }
 .source-card { border: 1px solid #cbd5e1; border-radius: 8px; padding: .6em .8em; margin: .5em 0; }
 .dark .source-card { border-color: #475569; }
@@ -68,8 +67,7 @@ a.cite-badge:hover, a.cite-badge:focus-visible { background: #bfdbfe; outline: 2
 .passage, .article-text { white-space: pre-wrap; font-size: .92em; line-height: 1.45; }
 .passage mark, .article-text mark { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 2px; }
 .dark .passage mark, .dark .article-text mark { background: #fcd34d; color: #111827; }
-.article-text { position: relative; max-height: 22em; overflow-y: auto; border-top: 1px dashed #cbd5e1;
-  margin-top: .4em; padding-top: .4em; }
+.article-text { border-top: 1px dashed #cbd5e1; margin-top: .4em; padding-top: .4em; }
 .article-text .context { background: #eff6ff; color: #1f2937; }
 .dark .article-text .context { background: #1e293b; color: #e5e7eb; }
 details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
@@ -91,7 +89,8 @@ details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
 # - the elapsed time of the step under way counts on between the server's updates;
 # - a citation badge scrolls to its source card (opening the sources it sits in) and flashes it;
 # - Esc stops the answer being written (as the Stop button does);
-# - "show in the article" opens scrolled to the highlighted span.
+# - "show in the article" opens the whole article in the answer (no scroll box inside the
+#   chat's own) and scrolls the chat to the highlighted span.
 PAGE_JS = r"""
 () => {
   const tick = () => {
@@ -125,7 +124,7 @@ PAGE_JS = r"""
   document.addEventListener('toggle', (event) => {
     const box = event.target.querySelector && event.target.querySelector(':scope > .article-text');
     const mark = box && box.querySelector('mark');
-    if (event.target.open && mark) box.scrollTop = Math.max(0, mark.offsetTop - 48);
+    if (event.target.open && mark) mark.scrollIntoView({block: 'center'});
   }, true);
 }
 """
@@ -192,6 +191,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                     # Messages are the page's own HTML (everything from articles and models escaped):
                     # no Markdown, so article text cannot make links, images or fake badges.
                     render_markdown=False,
+                    sanitize_html=True,  # and sanitized again in the browser (history comes back from it)
                     feedback_options=None,
                     buttons=["copy"],
                     group_consecutive_messages=False,  # an error and a notice stay separate bubbles
@@ -281,7 +281,9 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
         regenerate.click(
             handlers.regenerate, [session, backend, k, language], chat_outputs, api_name="regenerate", **chat
         )
-        edit_last.click(handlers.edit_last, [session, textbox], chat_outputs, api_visibility="private", **instant)
+        edit_last.click(
+            handlers.edit_last, [session, textbox, language], chat_outputs, api_visibility="private", **instant
+        )
         # Not the textbox: a question typed meanwhile must survive.
         new_conversation.click(handlers.new_conversation, [session], chat_outputs, api_name="new_conversation",
                                **instant)
@@ -334,6 +336,8 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                 question_error: gr.update(value="", visible=False),
             }
 
+        # Earlier answers are drawn again in the new language too (their labels, not their text).
+        language.change(handlers.relabel, [session, language], [chatbot, session], api_visibility="private")
         language.change(
             switch_language,
             [language, backend],

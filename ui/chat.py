@@ -7,10 +7,13 @@ behind a "details" toggle), so the page keeps working.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +41,27 @@ log = logging.getLogger(__name__)
 _PROGRESS = gr.Progress()
 
 
+# Draws a turn's message again in a page language; ``latest``: the newest answer (its sources open).
+Render = Callable[[str, bool], str]
+
+
 @dataclass
 class Turn:
     """One exchange as shown in the chat. ``answer`` (validated text) feeds follow-ups;
-    ``prefix`` makes the ids of this answer's source cards unique on the page."""
+    ``prefix`` makes the ids of this answer's source cards unique on the page; ``render``
+    draws the message again (another page language, an older answer's sources closed)."""
 
     question: str | None
     display: str
     answer: str | None = None
     prefix: str = ""
+    render: Render | None = None
+
+    def redraw(self, lang: str, latest: bool) -> None:
+        if self.render is not None:
+            self.display = self.render(lang, latest)
+        elif not latest:  # kept by the browser: only its sources can be closed
+            self.display = _close_sources(self.display)
 
 
 @dataclass
@@ -86,36 +101,75 @@ def conversation(turns: list[Turn]) -> list[tuple[str, str]]:
     return [(t.question, t.answer) for t in turns if t.question and t.answer is not None]
 
 
-# What the browser keeps of a conversation (history across a reload): bounded, since it
-# comes back from the browser; anything else found there is ignored.
+# What the browser keeps of a conversation (history across a reload): bounded, newest
+# turns first, within what browsers let a page store; it is checked again when it comes back.
 STORED_TURNS = 50
-STORED_DISPLAY_CHARS = 400_000
+STORED_CHARS = 1_500_000
+_PREFIX = re.compile(r"a(\d{1,9})")
 
 
 def stored(conv: Conversation) -> list[dict[str, str | None]]:
-    return [{"q": t.question, "d": t.display, "a": t.answer} for t in conv.turns[-STORED_TURNS:]]
+    kept: list[dict[str, str | None]] = []
+    size = 0
+    for t in reversed(conv.turns[-STORED_TURNS:]):
+        size += len(t.display) + len(t.question or "") + len(t.answer or "")
+        if size > STORED_CHARS:
+            break
+        kept.append({"q": t.question, "d": t.display, "a": t.answer, "p": t.prefix})
+    return kept[::-1]
 
 
 def restored(value: Any) -> list[Turn]:
     """The turns kept by the browser, or none when what it sent is not what the page stored."""
-    if not isinstance(value, list):
+    if not isinstance(value, list) or len(value) > STORED_TURNS:
         return []
-    turns = []
-    for item in value[-STORED_TURNS:]:
+    turns, size = [], 0
+    for item in value:
         if not isinstance(item, dict):
             return []
-        q, d, a = item.get("q"), item.get("d"), item.get("a")
-        if not isinstance(d, str) or len(d) > STORED_DISPLAY_CHARS:
+        q, d, a, p = item.get("q"), item.get("d"), item.get("a"), item.get("p", "")
+        if not isinstance(d, str) or not all(x is None or isinstance(x, str) for x in (q, a)):
             return []
-        if not all(x is None or isinstance(x, str) for x in (q, a)):
+        if not isinstance(p, str) or (p and not _PREFIX.fullmatch(p)):
             return []
-        turns.append(Turn(question=q, display=d, answer=a))
+        size += len(d) + len(q or "") + len(a or "")
+        if size > STORED_CHARS:
+            return []
+        turns.append(Turn(question=q, display=d, answer=a, prefix=p))
     return turns
+
+
+def answers_numbered(turns: list[Turn]) -> int:
+    """The highest answer number in ``turns`` (new answers' card ids continue after it)."""
+    return max((int(m.group(1)) for t in turns if (m := _PREFIX.fullmatch(t.prefix))), default=0)
 
 
 def _close_sources(display: str) -> str:
     """An earlier answer's sources collapse when a new question is asked (its badges still open them)."""
     return display.replace('<details class="answer-sources" open>', '<details class="answer-sources">', 1)
+
+
+def _last_question(conv: Conversation) -> int | None:
+    """Index of the last asked question's turn."""
+    for i in range(len(conv.turns) - 1, -1, -1):
+        if conv.turns[i].question:
+            return i
+    return None
+
+
+# A notice in the chat: its text, whether it reports a success, the English details if any.
+Notice = tuple[str, bool, str | None]
+
+
+def _refused(err: BaseException, lang: str) -> Notice:
+    """A file the store did not take, said in ``lang`` (with the English text as details
+    when the error has no wording of its own: it names the file)."""
+    text, details = error_text(err, lang)
+    return label(lang, "upload_error", error=text), False, details
+
+
+def _error_render(err: BaseException) -> Render:
+    return lambda lang, latest: error_html(*error_text(err, lang), lang=lang)
 
 
 class ChatHandlers:
@@ -179,31 +233,55 @@ class ChatHandlers:
             return
         if question in conv.pending:
             return  # the second press of a double click / double Enter
-        conv.pending.add(question)
-        try:
-            yield from self._respond(question, conv, backend, k, lang)
-        finally:
-            conv.pending.discard(question)
+        yield from self._respond(question, conv, backend, k, lang, self._start(conv))
+
+    def _start(self, conv: Conversation) -> threading.Event:
+        """An answer under way in ``conv``: what Stop sets. Registered before Stop is shown."""
+        cancel = threading.Event()
+        with self._lock:
+            self._running.setdefault(id(conv), set()).add(cancel)
+        return cancel
+
+    def _end(self, conv: Conversation, cancel: threading.Event) -> None:
+        with self._lock:
+            running = self._running.get(id(conv), set())
+            running.discard(cancel)
+            if not running:
+                self._running.pop(id(conv), None)
 
     def _respond(
-        self, question: str, conv: Conversation, backend: str, k: float, lang: str
+        self, question: str, conv: Conversation, backend: str, k: float, lang: str, cancel: threading.Event
+    ) -> Iterator[tuple[Any, ...]]:
+        conv.pending.add(question)
+        try:
+            yield from self._stream(question, conv, backend, k, lang, cancel)
+        finally:
+            conv.pending.discard(question)
+            self._end(conv, cancel)
+
+    def _stream(
+        self, question: str, conv: Conversation, backend: str, k: float, lang: str, cancel: threading.Event
     ) -> Iterator[tuple[Any, ...]]:
         epoch = conv.epoch
         history = conversation(conv.turns)
         for t in conv.turns:
-            t.display = _close_sources(t.display)
+            t.redraw(lang, latest=False)
         conv.answers += 1
         turn = Turn(question=question, display="", prefix=f"a{conv.answers}")
-        stage = stage_html("searching", 0.0, lang)
-        turn.display = progress_html("", stage)
+        # The step under way and when it started; its elapsed time is drawn anew at every update.
+        current: Stage = Stage("rewriting" if history else "searching", 0.0)
+        shown_at = time.perf_counter()
+        draft = ""
+
+        def progress() -> str:
+            elapsed = current.elapsed + time.perf_counter() - shown_at
+            return progress_html(draft, stage_html(current.name, elapsed, lang, current.passages))
+
+        turn.display = progress()
         conv.turns.append(turn)
         hidden = gr.update(value="", visible=False)
         yield self._outputs(conv, textbox="", error=hidden, busy=True)
-        cancel = threading.Event()
-        with self._lock:
-            self._running.setdefault(id(conv), set()).add(cancel)
         answer: Answer | None = None
-        draft = ""
         try:
             stream = self.assistant.ask_stream(
                 question, history, backend=backend, k=int(k), default_language=lang, cancel=cancel
@@ -216,30 +294,35 @@ class ChatHandlers:
                         answer = item
                         continue
                     if isinstance(item, Stage):
-                        stage = stage_html(item.name, item.elapsed, lang, item.passages)
+                        current, shown_at = item, time.perf_counter()
                     elif item:
                         draft += item
-                    turn.display = progress_html(draft, stage)
+                    turn.display = progress()
                     yield self._outputs(conv)
             finally:
                 stream.close()  # now, not at garbage collection: it frees the shared model
         except RagError as err:
-            turn.display = error_html(*error_text(err, lang), lang=lang)
+            turn.render = _error_render(err)
         except Exception as err:
             log.exception("answering %r failed", question)
-            turn.display = error_html(label(lang, "unexpected_error"), lang=lang, details=type(err).__name__)
-        finally:
-            with self._lock:
-                self._running.get(id(conv), set()).discard(cancel)
+            name = type(err).__name__
+            turn.render = lambda lang, latest: error_html(label(lang, "unexpected_error"), name, lang=lang)
+        self._end(conv, cancel)
         if conv.epoch != epoch:  # show the new conversation, not this answer
             yield self._outputs(conv, save=True, busy=self._busy(conv))
             return
         if answer is not None and answer.stopped:
-            turn.display = stopped_html(draft, lang)
+            written = draft
+            turn.render = lambda lang, latest: stopped_html(written, lang)
         elif answer is not None:
             # The validated answer replaces the streamed draft.
-            turn.display = answer_html(answer, lang, self.article_text, turn.prefix)
+            final, prefix, article_text = answer, turn.prefix, self.article_text
+            # Cached: older answers are drawn again at every new question (their sources closed).
+            turn.render = functools.lru_cache(maxsize=4)(
+                lambda lang, latest: answer_html(final, lang, article_text, prefix, open_sources=latest)
+            )
             turn.answer = answer.text if answer.answerable else None
+        turn.redraw(lang, latest=True)
         yield self._outputs(conv, save=True, busy=self._busy(conv))
 
     def _busy(self, conv: Conversation) -> bool:
@@ -247,7 +330,8 @@ class ChatHandlers:
             return bool(self._running.get(id(conv)))
 
     def stop(self, conv: Conversation | None) -> tuple[Any, ...]:
-        """Stops this conversation's answers (the model stops at its next token); the history stays."""
+        """Stops this conversation's answers (the model stops at its next token, or before it
+        starts on one still waiting its turn); the history stays."""
         conv = _session(conv)
         with self._lock:
             for cancel in self._running.get(id(conv), ()):
@@ -257,37 +341,39 @@ class ChatHandlers:
     def regenerate(
         self, conv: Conversation | None, backend: str, k: float, lang: str
     ) -> Iterator[tuple[Any, ...]]:
-        """Asks the last question again, in place of its answer."""
+        """Asks the last question again, in place of its answer (nothing while an answer is under
+        way: Stop it first)."""
         conv = _session(conv)
-        if self._busy(conv):
-            return  # an answer is under way: Stop it first
-        last = self._last_question(conv)
+        with self._lock:  # checked and taken at once: a double click regenerates once
+            if self._running.get(id(conv)):
+                return
+            last = _last_question(conv)
+            if last is not None:
+                question = conv.turns[last].question or ""
+                del conv.turns[last:]
+                cancel = threading.Event()
+                self._running[id(conv)] = {cancel}
         if last is None:
-            conv.turns.append(Turn(question=None, display=notice_html(label(lang, "nothing_to_regenerate"), False)))
+            nothing = notice_html(label(lang, "nothing_to_regenerate"), False, lang=lang)
+            conv.turns.append(Turn(question=None, display=nothing))
             yield self._outputs(conv, save=True)
             return
-        question = conv.turns[last].question or ""
-        del conv.turns[last:]
-        yield from self.respond(question, conv, backend, k, lang)
+        yield from self._respond(question, conv, backend, k, lang, cancel)
 
-    def edit_last(self, conv: Conversation | None, text: str) -> tuple[Any, ...]:
-        """The last question back in the box (its answer removed), to change and send again."""
+    def edit_last(self, conv: Conversation | None, text: str, lang: str) -> tuple[Any, ...]:
+        """The last question back in the box (its answer removed), to change and send again;
+        not over a question being typed, nor while an answer is under way."""
         conv = _session(conv)
-        last = self._last_question(conv)
-        if last is None:
-            return self._outputs(conv)
-        question = conv.turns[last].question or ""
-        del conv.turns[last:]
-        return self._outputs(conv, textbox=question, save=True)
-
-    def _last_question(self, conv: Conversation) -> int | None:
-        """Index of the last asked question's turn, when no answer is under way."""
-        if self._busy(conv):
-            return None
-        for i in range(len(conv.turns) - 1, -1, -1):
-            if conv.turns[i].question:
-                return i
-        return None
+        if isinstance(text, str) and text.strip():
+            notice = error_html(label(lang, "edit_box_busy"), lang=lang)
+            return self._outputs(conv, error=gr.update(value=notice, visible=True))
+        with self._lock:
+            last = None if self._running.get(id(conv)) else _last_question(conv)
+            if last is None:
+                return self._outputs(conv)
+            question = conv.turns[last].question or ""
+            del conv.turns[last:]
+        return self._outputs(conv, textbox=question, error=gr.update(value="", visible=False), save=True)
 
     def new_conversation(self, conv: Conversation | None) -> tuple[Any, ...]:
         """Stops the answers under way and clears the chat (in the browser's copy too)."""
@@ -302,7 +388,15 @@ class ChatHandlers:
         conv = _session(conv)
         if not conv.turns:
             conv.turns = restored(value)
-            conv.answers = len(conv.turns)
+            conv.answers = answers_numbered(conv.turns)
+        return chat_messages(conv.turns), conv
+
+    def relabel(self, conv: Conversation | None, lang: str) -> tuple[Any, ...]:
+        """The chat drawn again in ``lang`` (the page's language changed)."""
+        conv = _session(conv)
+        answers = [i for i, t in enumerate(conv.turns) if t.prefix]
+        for i, t in enumerate(conv.turns):
+            t.redraw(lang, latest=bool(answers) and i == answers[-1])
         return chat_messages(conv.turns), conv
 
     # --- articles ----------------------------------------------------------------------
@@ -322,39 +416,39 @@ class ChatHandlers:
             notices = self._ingest(paths, lang, request, progress)
         finally:
             _delete_uploads(paths)  # Gradio's copies: the store keeps what it took
-        conv.turns.extend(Turn(question=None, display=notice_html(text, ok)) for text, ok in notices)
+        conv.turns.extend(Turn(question=None, display=notice_html(*notice, lang=lang)) for notice in notices)
         progress(1.0)
         return None, self.articles(lang), chat_messages(conv.turns), conv, stored(conv), self.removable(request)
 
     def _ingest(
         self, paths: list[str], lang: str, request: gr.Request | None, progress: gr.Progress
-    ) -> list[tuple[str, bool]]:
+    ) -> list[Notice]:
         ui = self.assistant.settings.ui
         if not self.may_change_articles(request):
-            return [(label(lang, "upload_not_allowed"), False)]
+            return [(label(lang, "upload_not_allowed"), False, None)]
         if not paths:
-            return [(label(lang, "upload_nothing"), False)]
+            return [(label(lang, "upload_nothing"), False, None)]
         total = sum(_size(p) for p in paths)
         if len(paths) > ui.max_upload_files or total > ui.max_upload_bytes:
             return [(label(lang, "upload_too_much", files=len(paths), max_files=ui.max_upload_files,
-                           mb=f"{total / 1e6:.1f}", max_mb=f"{ui.max_upload_bytes / 1e6:.0f}"), False)]
+                           mb=f"{total / 1e6:.1f}", max_mb=f"{ui.max_upload_bytes / 1e6:.0f}"), False, None)]
         progress(0.05, desc=label(lang, "uploading"))
-        notices: list[tuple[str, bool]] = []
+        notices: list[Notice] = []
         try:
             report = self.assistant.ingest(paths)
             passages = {d["doc_id"]: d["passages"] for d in self.assistant.documents()}
             for d in report.added:
                 when, size = d.date or label(lang, "no_date"), count(lang, passages.get(d.doc_id, 0))
-                notices.append((label(lang, "added", title=d.title, date=when, passages=size), True))
+                notices.append((label(lang, "added", title=d.title, date=when, passages=size), True, None))
             for d in report.unchanged:
-                notices.append((label(lang, "unchanged", title=d.title), True))
+                notices.append((label(lang, "unchanged", title=d.title), True, None))
             for e in report.errors:
-                notices.append((label(lang, "upload_error", error=error_text(e, lang)[0]), False))
+                notices.append(_refused(e, lang))
         except RagError as err:
-            notices.append((label(lang, "upload_error", error=error_text(err, lang)[0]), False))
+            notices.append(_refused(err, lang))
         except Exception:
             log.exception("ingesting %s failed", paths)
-            notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False))
+            notices.append((label(lang, "upload_error", error=label(lang, "unexpected_error")), False, None))
         return notices
 
     def remove(
@@ -367,16 +461,17 @@ class ChatHandlers:
         """Removes one article. Outputs: articles list, chatbot, conversation, browser copy, removable list."""
         conv = _session(conv)
         if not self.may_change_articles(request):
-            notice = (label(lang, "upload_not_allowed"), False)
+            notice: tuple[str, bool, str | None] = (label(lang, "upload_not_allowed"), False, None)
         elif not doc_id:
-            notice = (label(lang, "remove_nothing"), False)
+            notice = (label(lang, "remove_nothing"), False, None)
         else:
             try:
                 removed = self.assistant.remove([doc_id])
-                notice = (label(lang, "removed", title=", ".join(d.title for d in removed)), True)
+                notice = (label(lang, "removed", title=", ".join(d.title for d in removed)), True, None)
             except RagError as err:
-                notice = (label(lang, "remove_error", error=error_text(err, lang)[0]), False)
-        conv.turns.append(Turn(question=None, display=notice_html(*notice)))
+                text, details = error_text(err, lang)
+                notice = (label(lang, "remove_error", error=text), False, details)
+        conv.turns.append(Turn(question=None, display=notice_html(*notice, lang=lang)))
         return self.articles(lang), chat_messages(conv.turns), conv, stored(conv), self.removable(request)
 
     def removable(self, request: gr.Request | None) -> Any:

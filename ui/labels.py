@@ -21,9 +21,6 @@ LABELS: dict[str, dict[str, str]] = {
         "new_conversation": "Nuova conversazione",
         "examples": "Esempi di domande (clicca per chiedere)",
         "sources": "Fonti",
-        "sources_empty": "Le fonti della risposta più recente appariranno qui, con il passaggio citato evidenziato.",
-        "sources_for": "Fonti per",
-        "no_citations": "Questa risposta non cita alcun passaggio.",
         "show_in_article": "Mostra nell'articolo",
         "other_passages": "Altri passaggi recuperati ma non citati",
         "relevance": "pertinenza",
@@ -59,16 +56,13 @@ LABELS: dict[str, dict[str, str]] = {
         "model_in_use": "Modello in uso",
         "embedding_model": "Modello di ricerca",
         "model_none": "nessun modello linguistico: la risposta cita le frasi più pertinenti",
-        "thinking": "Cerco negli articoli…",
         "searched_for": "Cercato",
         "answered_by": "Risposta",
-        "fell_back": "ripiego estrattivo",
         "error": "Errore",
         "unexpected_error": (
             "Si è verificato un problema inatteso; riprova. Se si ripete, "
             "scegli il motore «extractive» nelle impostazioni."
         ),
-        "new_conversation_done": "Nuova conversazione iniziata.",
         "stop": "Ferma",
         "regenerate": "Rigenera la risposta",
         "edit_last": "Modifica l'ultima domanda",
@@ -83,14 +77,15 @@ LABELS: dict[str, dict[str, str]] = {
             "Il modello linguistico non era disponibile o la sua risposta non era valida: "
             "la risposta cita le frasi più pertinenti."
         ),
-        "stage_loading": "Preparo l'indice e il modello (solo la prima volta)…",
+        "stage_loading": "Preparo l'indice e il modello…",
         "stage_rewriting": "Leggo la conversazione…",
         "stage_searching": "Cerco negli articoli…",
         "stage_translating": "Traduco la domanda per cercare nella lingua degli articoli…",
-        "stage_reading": "Leggo {passages} passaggi…",
+        "stage_reading": "Leggo {passages}…",
         "stage_writing": "Scrivo la risposta…",
         "stage_checking": "Controllo le citazioni…",
         "nothing_to_regenerate": "Non c'è ancora una risposta da rigenerare.",
+        "edit_box_busy": "La casella contiene già un testo: invialo o cancellalo, poi modifica l'ultima domanda.",
         "err_question_not_text": "La domanda deve essere un testo.",
         "err_question_empty": "La domanda è vuota: scrivi una domanda sugli articoli.",
         "err_question_too_long": (
@@ -129,9 +124,6 @@ LABELS: dict[str, dict[str, str]] = {
         "new_conversation": "New conversation",
         "examples": "Example questions (click to ask)",
         "sources": "Sources",
-        "sources_empty": "The sources of the latest answer will appear here, with the cited passage highlighted.",
-        "sources_for": "Sources for",
-        "no_citations": "This answer cites no passage.",
         "show_in_article": "Show in the article",
         "other_passages": "Other passages retrieved but not cited",
         "relevance": "relevance",
@@ -166,16 +158,13 @@ LABELS: dict[str, dict[str, str]] = {
         "model_in_use": "Model in use",
         "embedding_model": "Search model",
         "model_none": "no language model: the answer quotes the most relevant sentences",
-        "thinking": "Searching the articles…",
         "searched_for": "Searched for",
         "answered_by": "Answered by",
-        "fell_back": "extractive fallback",
         "error": "Error",
         "unexpected_error": (
             "Something unexpected went wrong; please try again. If it "
             "persists, pick the “extractive” engine in the settings."
         ),
-        "new_conversation_done": "New conversation started.",
         "stop": "Stop",
         "regenerate": "Regenerate the answer",
         "edit_last": "Edit the last question",
@@ -190,14 +179,15 @@ LABELS: dict[str, dict[str, str]] = {
             "The language model was unavailable or its answer failed validation: "
             "the answer quotes the most relevant sentences."
         ),
-        "stage_loading": "Loading the index and the model (first time only)…",
+        "stage_loading": "Loading the index and the model…",
         "stage_rewriting": "Reading the conversation…",
         "stage_searching": "Searching the articles…",
         "stage_translating": "Translating the question to search in the articles' language…",
-        "stage_reading": "Reading {passages} passages…",
+        "stage_reading": "Reading {passages}…",
         "stage_writing": "Writing the answer…",
         "stage_checking": "Checking the citations…",
         "nothing_to_regenerate": "There is no answer to regenerate yet.",
+        "edit_box_busy": "The box already holds some text: send or clear it, then edit the last question.",
         "err_question_not_text": "The question must be text.",
         "err_question_empty": "The question is empty: type a question about the articles.",
         "err_question_too_long": (

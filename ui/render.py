@@ -247,8 +247,6 @@ def answer_html(
 ) -> str:
     """The chat message of a final answer: text with linked badges, what was searched (when
     rewritten), a fallback notice, the answer's own sources, and the details toggle."""
-    if answer.stopped:
-        return f'<span class="stopped">{esc(label(lang, "stopped"))}</span>'
     lines = [f'<div class="answer-text">{with_badges(answer.text, answer.citations, prefix)}</div>']
     meta = []
     if shows_rewrite(answer):
@@ -266,7 +264,7 @@ def answer_html(
 def stage_html(name: str, elapsed: float, lang: str, passages: int = 0) -> str:
     """The step under way, with a ticking elapsed time (the page's script counts on from the
     ``datetime`` duration until the next update; the chat's sanitizer drops data- attributes)."""
-    text = label(lang, f"stage_{name}", passages=passages)
+    text = label(lang, f"stage_{name}", passages=count(lang, passages))
     return (
         f'<div class="stage" role="status"><span class="spinner" aria-hidden="true"></span> {esc(text)} '
         f'<time class="elapsed" datetime="PT{elapsed:.1f}S">{elapsed:.0f} s</time></div>'
@@ -293,8 +291,10 @@ def error_html(message: str, details: str | None = None, *, lang: str) -> str:
     return f'<div class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(message)}{more}</div>'
 
 
-def notice_html(message: str, ok: bool = True) -> str:
-    return f'<span class="{"chat-notice" if ok else "chat-error"}">{esc(public(message))}</span>'
+def notice_html(message: str, ok: bool = True, details: str | None = None, *, lang: str = "en") -> str:
+    summary = f'<summary>{esc(label(lang, "details"))}</summary>'
+    more = f'<details class="error-details">{summary}{esc(public(details))}</details>' if details else ""
+    return f'<div class="{"chat-notice" if ok else "chat-error"}">{esc(public(message))}{more}</div>'
 
 
 def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICLES_SHOWN) -> str:

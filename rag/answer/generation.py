@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Generator
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -114,10 +115,12 @@ def generate_checked(
     checker: SupportChecker,
     cfg: LLMSettings,
     on_first_token: Callable[[], None] = lambda: None,
+    cancel: threading.Event | None = None,
 ) -> Generator[str, None, VerifiedClaims | None]:
     """Streams the model's draft; returns its supported claims ([] when none held),
     or None when the model declined. Raises BackendError when the model fails,
-    times out or twice answers in the wrong language.
+    times out or twice answers in the wrong language; Cancelled when ``cancel`` is set
+    before the model starts on it.
     """
     budget = passage_budget(chat, question, language, cfg)
     shown = fit_passages(hits, budget, chat.count_tokens)
@@ -133,7 +136,7 @@ def generate_checked(
         # The question only, not its translation: on the article dev set, an imperfect
         # translation beside it misled the small model (d06).
         for piece in chat.stream(answer_messages(question, shown, language, retry), timeout_s=cfg.timeout_s,
-                                 grammar=grammar):
+                                 grammar=grammar, cancel=cancel):
             if not draft:
                 on_first_token()
             draft += piece

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -26,9 +26,10 @@ import numpy as np
 from ..config import Settings
 from ..errors import BackendError, InvalidQuestionError, RagError
 from ..llm import EXTRACTIVE, ChatBackend
+from ..llm.base import Cancelled
 from ..search.embedding import Encoder
 from ..text.language import SUPPORTED, choose_answer_language
-from ..types import Answer, Chunk, SearchHit, Stage
+from ..types import Answer, Chunk, SearchHit, Stage, StageName
 from .check import cited_text_answers
 from .citations import SupportChecker, render
 from .extractive import extractive_claims
@@ -75,10 +76,6 @@ class Retriever(Protocol):
     def passage_counts(self) -> dict[str, int]: ...
 
     def all_passages(self) -> list[SearchHit]: ...
-
-
-class _Stopped(Exception):
-    """The caller's ``cancel`` was set: the run ends at the next check (between tokens)."""
 
 
 def validate_query(text: object, max_chars: int) -> str:
@@ -166,10 +163,11 @@ class AnswerPipeline:
             run.notes.append(OTHER_LANGUAGE_NOTE.format(language=choice.detected))
         try:
             yield from self._answer(run, history)
-        except _Stopped:
+        except Cancelled:
             yield run.stopped()
 
     def _answer(self, run: _Run, history: History | None) -> Stream:
+        run.check_cancel()  # stopped while the index loaded
         run.open_chat()
         if history:
             yield run.stage("rewriting")
@@ -272,8 +270,7 @@ class _Run:
 
     def stopped(self) -> Answer:
         self.notes.clear()  # a fallback note would describe an answer that was not given
-        answer = self.finish(STOPPED[self.lang], STOPPED_REASON)
-        return Answer(**{**answer.__dict__, "stopped": True})
+        return replace(self.finish(STOPPED[self.lang], STOPPED_REASON), stopped=True)
 
     def refuse(self, reason: str) -> Answer:
         return self.finish(REFUSAL[self.lang], reason)
@@ -286,9 +283,9 @@ class _Run:
     # progress -------------------------------------------------------------------
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
-            raise _Stopped
+            raise Cancelled
 
-    def stage(self, name: str, passages: int = 0) -> Stage:
+    def stage(self, name: StageName, passages: int = 0) -> Stage:
         """The step starting now (after the last chance to stop before it)."""
         self.check_cancel()
         return Stage(name, time.perf_counter() - self.t0, passages)
@@ -375,7 +372,8 @@ class _Run:
             self.timings.setdefault("first_token", time.perf_counter() - self.t0)
 
         draft = generate_checked(
-            self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token
+            self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token,
+            self.cancel,
         )
         try:
             # closing: a stop closes the model's stream at once, which frees the shared model.

@@ -8,6 +8,7 @@ its own tokenizer, so prompt budgets are measured in the model's tokens.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,10 @@ Messages = Sequence[BaseMessage]
 # Called by a backend when the model starts on a request (after any queue), so the
 # deadline counts the model's own time, not the wait behind other chats.
 OnStart = Callable[[], None]
+
+
+class Cancelled(Exception):
+    """The caller's ``cancel`` event was set: the work stops here (not an error to report)."""
 
 
 class ChatBackend(ABC):
@@ -63,12 +68,17 @@ class ChatBackend(ABC):
         grammar: str | None = None,
         max_tokens: int | None = None,
         stop: list[str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        """Text pieces of the reply; BackendError on any failure, BackendTimeoutError past ``timeout_s``."""
+        """Text pieces of the reply; BackendError on any failure, BackendTimeoutError past ``timeout_s``.
+        ``cancel``, when set while the request waits for the model (behind other chats), raises
+        Cancelled as its turn comes, before the model reads the prompt."""
         deadline = time.perf_counter() + timeout_s
 
         def started() -> None:
             nonlocal deadline
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
             deadline = time.perf_counter() + timeout_s
 
         pieces = self._pieces(
@@ -81,7 +91,7 @@ class ChatBackend(ABC):
                     yield piece
                 if time.perf_counter() > deadline:
                     raise BackendTimeoutError(f"the language model took longer than {timeout_s:.0f}s")
-        except RagError:
+        except (RagError, Cancelled):
             raise
         except Exception as err:
             raise BackendError(mask_url(f"{type(err).__name__}: {err}")) from err

@@ -176,6 +176,12 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             card.get_by_text("Mostra nell'articolo").click()
             card.locator(".article-text mark").wait_for()
             assert card.locator(".article-text mark").inner_text() == mark.inner_text()
+            page.wait_for_function(  # the chat scrolled to the span in the article
+                """() => { const r = document.querySelector('#a1-s1 .article-text mark').getBoundingClientRect();
+                           const c = document.querySelector('#chat').getBoundingClientRect();
+                           return r.top >= c.top && r.bottom <= c.bottom; }""",
+                timeout=QUICK_TIMEOUT_MS,
+            )
             page.screenshot(path=ARTIFACTS / "ui-02-answer.png")
 
             # 2. A follow-up, stopped with Esc while it is written: marked, history kept, model free.
@@ -287,6 +293,7 @@ def test_themes_and_phone_layout_are_readable(app_url: str, theme: str, viewport
                                  "!!document.querySelector('.dark')") == (theme == "dark")
             bottom = box.bounding_box()
             assert bottom and bottom["y"] + bottom["height"] <= viewport["height"], bottom  # reachable at once
+            page.screenshot(path=ARTIFACTS / f"{name}-start.png")
             page.locator("#settings").get_by_text("Impostazioni").click()
             page.locator("#backend").get_by_label("extractive").check()
             _ask(page, "Che cosa ha offerto Kim all'intervento russo in Ucraina?")

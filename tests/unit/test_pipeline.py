@@ -170,9 +170,21 @@ def test_cancel_stops_between_tokens_and_frees_the_model(tmp_path: Path) -> None
     assert answer is not None and answer.stopped and not answer.answerable and not answer.citations
     assert answer.text == STOPPED["it"] and len(pieces) == 2  # not one token more
     assert answer.to_dict()["stopped"] is True
+    assert chat.streaming == 0  # the model's reply was closed at once, not left to the garbage collector
     # The model was released: the next question is answered whole.
     again = assistant.ask(QUESTION_IT)
     assert again.answerable and not again.stopped
+
+
+def test_cancel_while_waiting_for_the_model_stops_before_it_reads_the_prompt(tmp_path: Path) -> None:
+    from rag.llm.base import Cancelled
+
+    chat = ScriptedChat("Putin [1].")
+    cancel = threading.Event()
+    cancel.set()  # set while this request waited behind another chat
+    with pytest.raises(Cancelled):
+        list(chat.stream([], timeout_s=10, cancel=cancel))
+    assert chat.calls == [] and chat.streaming == 0
 
 
 def test_cancel_before_the_model_is_called_asks_it_nothing(tmp_path: Path) -> None:

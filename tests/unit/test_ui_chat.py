@@ -88,7 +88,7 @@ def test_stages_show_at_once_then_the_draft_then_the_validated_answer() -> None:
     assert last[MESSAGES][0] == {"role": "user", "content": "Chi?"}
     assert "Risposta a Chi?" in _last(steps) and "draft" not in _last(steps) and "stage" not in _last(steps)
     assert last[SEND]["visible"] is True and last[STOP]["visible"] is False
-    assert last[KEPT] == [{"q": "Chi?", "d": last[MESSAGES][-1]["content"], "a": "Risposta a Chi? [1]."}]
+    assert last[KEPT] == [{"q": "Chi?", "d": last[MESSAGES][-1]["content"], "a": "Risposta a Chi? [1].", "p": "a1"}]
     call = fake.calls[0]
     assert {k: call[k] for k in ("question", "history", "backend", "k", "default_language")} == {
         "question": "Chi?", "history": [], "backend": "extractive", "k": 4, "default_language": "it"}
@@ -137,7 +137,9 @@ def test_edit_the_last_question_puts_it_back_in_the_box() -> None:
     handlers = ChatHandlers(FakeAssistant())
     conv = _run(handlers, "Chi ha firmato?")[-1][CONV]
     _run(handlers, "Dove?", conv)
-    out = handlers.edit_last(conv, "")
+    busy = handlers.edit_last(conv, "una domanda che sto scrivendo", "it")  # text in the box: not replaced
+    assert not isinstance(busy[TEXTBOX], str) and busy[ERROR]["visible"] and len(conv.turns) == 2
+    out = handlers.edit_last(conv, "", "it")
     assert out[TEXTBOX] == "Dove?" and [t.question for t in conv.turns] == ["Chi ha firmato?"]
 
 
@@ -229,8 +231,71 @@ def test_the_conversation_comes_back_after_a_reload() -> None:
     _run(handlers, "Dove?", conv)
     assert conv.turns[-1].prefix == "a2"  # the restored answer's card ids are not reused
     # Whatever else the browser sends is ignored.
-    for junk in (None, "x", [1], [{"q": 1, "d": "x"}], [{"q": "a", "d": "x" * 500_000}]):
+    junk_prefix = [{"q": "a", "d": "x", "p": "<b>"}]
+    for junk in (None, "x", [1], [{"q": 1, "d": "x"}], [{"q": "a", "d": "x" * 2_000_000}], junk_prefix):
         assert handlers.restore(junk, Conversation()) == ([], Conversation())
+
+
+def test_card_ids_stay_unique_after_regenerate_and_reload() -> None:
+    handlers = ChatHandlers(FakeAssistant())
+    conv = _run(handlers, "Chi?")[-1][CONV]
+    kept = list(handlers.regenerate(conv, "extractive", 4, "it"))[-1][KEPT]
+    assert [t["p"] for t in kept] == ["a2"]
+    _, restored_conv = handlers.restore(kept, Conversation())
+    _run(handlers, "Dove?", restored_conv)
+    assert [t.prefix for t in restored_conv.turns] == ["a2", "a3"]
+
+
+def test_what_the_browser_keeps_is_bounded_newest_first() -> None:
+    from ui.chat import STORED_CHARS, stored
+
+    conv = Conversation(turns=[Turn(f"q{i}", "x" * (STORED_CHARS // 3), f"a{i}", f"a{i}") for i in range(5)])
+    kept = stored(conv)
+    assert [t["q"] for t in kept] == ["q3", "q4"]  # the newest that fit
+
+
+def test_stop_right_after_asking_still_stops() -> None:
+    fake = FakeAssistant()
+    handlers = ChatHandlers(fake)
+    conv = Conversation()
+    streaming = handlers.respond("Chi?", conv, "extractive", 4, "it")
+    first = next(streaming)  # Stop is shown from here on: it must reach this answer
+    assert first[STOP]["visible"]
+    handlers.stop(conv)
+    assert label("it", "stopped") in list(streaming)[-1][MESSAGES][-1]["content"]
+
+
+def test_the_clock_moves_while_the_answer_is_written() -> None:
+    import re
+    import time
+
+    class Slow(FakeAssistant):
+        def ask_stream(self, question: str, history: Any = None, **options: Any) -> Iterator[Any]:
+            yield Stage("writing", 1.0)
+            for piece in ("Una ", "due ", "tre "):
+                time.sleep(0.2)
+                yield piece
+            yield Answer(question, "Una due tre [1].", "it", True)
+
+    steps = _run(ChatHandlers(Slow()), "Chi?")
+    clocks = [float(m.group(1)) for s in steps
+              if (m := re.search(r'datetime="PT([\d.]+)S"', s[MESSAGES][-1]["content"]))]
+    assert clocks[-1] >= clocks[1] + 0.4  # drawn anew at every token, not frozen at the stage's start
+
+
+def test_switching_the_page_language_redraws_earlier_answers() -> None:
+    handlers = ChatHandlers(FakeAssistant())
+    conv = _run(handlers, "Chi?")[-1][CONV]
+    messages, _ = handlers.relabel(conv, "en")
+    assert "Details" in messages[-1]["content"] and "Dettagli" not in messages[-1]["content"]
+
+
+def test_an_upload_error_without_its_own_wording_keeps_the_details(tmp_path: Path) -> None:
+    fake = FakeAssistant()
+    fake.ingest = lambda paths: IngestReport(errors=[DocumentError("x/odd.txt: something odd")])  # type: ignore[method-assign]
+    messages = ChatHandlers(fake).upload([str(tmp_path / "odd.txt")], Conversation(), "it")[2]
+    notice = messages[-1]["content"]
+    assert label("it", "err_generic") in notice and "Dettagli" in notice and "something odd" in notice
 
 
 def test_chat_messages_escape_user_text() -> None:

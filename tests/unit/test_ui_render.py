@@ -132,10 +132,9 @@ def test_stages_and_stopped_answers() -> None:
     html = stage_html("reading", 3.46, "it", passages=7)
     assert "Leggo 7 passaggi…" in html and 'datetime="PT3.5S"' in html and 'role="status"' in html
     assert "Searching the articles…" in stage_html("searching", 0.0, "en")
+    assert "Leggo 1 passaggio…" in stage_html("reading", 1.0, "it", passages=1)
     stopped = stopped_html("Putin <b>", "en")
     assert "Putin &lt;b&gt;" in stopped and label("en", "stopped") in stopped
-    answer = dataclasses.replace(_answer(), stopped=True, citations=[])
-    assert label("it", "stopped") in answer_html(answer, "it")
 
 
 def test_errors_are_said_in_the_pages_language() -> None:

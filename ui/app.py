@@ -81,7 +81,7 @@ details > summary { cursor: pointer; font-size: .9em; color: #1d4ed8; }
   #header { flex-wrap: wrap; }
   #header > * { flex: 1 1 100% !important; min-width: 100% !important; }
   #header h1 { font-size: 1.5rem; }
-  #chat { height: calc(100dvh - 300px) !important; min-height: 260px; }
+  #chat { height: calc(100dvh - 350px) !important; min-height: 240px; }
 }
 """
 
@@ -195,6 +195,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
                     feedback_options=None,
                     buttons=["copy"],
                     group_consecutive_messages=False,  # an error and a notice stay separate bubbles
+                    placeholder=label(lang0, "chat_placeholder"),
                 )
                 question_error = gr.HTML("", elem_id="question-error", visible=False)
                 with gr.Row(equal_height=True):
@@ -316,7 +317,7 @@ def build_app(assistant: Assistant, access: Access | None = None) -> gr.Blocks:
             # A mapping, so each label is stated next to the component it belongs to.
             return {
                 header: _header(lang),
-                chatbot: gr.update(label=label(lang, "chat")),
+                chatbot: gr.update(label=label(lang, "chat"), placeholder=label(lang, "chat_placeholder")),
                 textbox: gr.update(placeholder=label(lang, "placeholder"), label=label(lang, "question")),
                 send: gr.update(value=label(lang, "send")),
                 stop: gr.update(value=label(lang, "stop")),

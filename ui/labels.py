@@ -15,6 +15,7 @@ LABELS: dict[str, dict[str, str]] = {
             "Fai una domanda sugli articoli, in italiano o in inglese: ogni risposta cita i passaggi da cui viene."
         ),
         "chat": "Conversazione",
+        "chat_placeholder": "Le risposte appariranno qui, ciascuna con i passaggi che cita.",
         "placeholder": "Scrivi una domanda sugli articoli… (Invio per inviare)",
         "question": "Domanda",
         "send": "Invia",
@@ -118,6 +119,7 @@ LABELS: dict[str, dict[str, str]] = {
             "Ask a question about the articles, in Italian or English: every answer cites the passages it comes from."
         ),
         "chat": "Conversation",
+        "chat_placeholder": "Answers will appear here, each with the passages it cites.",
         "placeholder": "Type a question about the articles… (Enter to send)",
         "question": "Question",
         "send": "Send",

@@ -7,6 +7,7 @@ and hands them to the answer pipeline; no other module reaches back into it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -27,7 +28,7 @@ from .errors import ConfigError, DocumentError, RagError
 from .llm import ANSWER_ENGINES, EXTRACTIVE, ChatBackend, LangChainBackend, create_backend
 from .runtime import configure
 from .search.embedding import Encoder, load_embedder
-from .search.indexer import SyncReport, indexed_manifest, load_documents, sync_index
+from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, sync_index
 from .search.retrieval import HybridRetriever
 from .search.stores import MANIFEST
 from .types import Answer, Document, SearchHit, Stage
@@ -102,8 +103,8 @@ class Assistant:
         with self._write_lock:
             return self._sync(rebuild, progress)
 
-    def _sync(self, rebuild: bool, progress: bool) -> SyncReport:
-        store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress)
+    def _sync(self, rebuild: bool, progress: bool, wait: bool = True) -> SyncReport:
+        store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait)
         retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
         with self._lock:
             self._retriever = retriever
@@ -125,8 +126,13 @@ class Assistant:
             if current is not None and not changed:
                 return current
         with self._write_lock:  # first use, or changed by another process: load it (once, however many ask)
-            if self._retriever is None or self._manifest_stamp() != self._seen_manifest:
+            if self._retriever is None:
                 self._sync(rebuild=False, progress=False)
+            elif self._manifest_stamp() != self._seen_manifest:
+                # Another process (`rag ingest`) still writing it: answer from the index in hand;
+                # a later question loads the new one once that process is done.
+                with contextlib.suppress(IndexBusy):
+                    self._sync(rebuild=False, progress=False, wait=False)
         assert self._retriever is not None
         return self._retriever
 
@@ -182,20 +188,21 @@ class Assistant:
         q = validate_query(query, self.settings.retrieval.max_query_chars)
         return self.retriever.search(q, passage_count(k, self.settings.retrieval.k))
 
-    def ingest(self, paths: Sequence[str | Path]) -> IngestReport:
+    def ingest(self, paths: Sequence[str | Path], progress: bool = True) -> IngestReport:
         """Add articles (files or folders); the index is updated for new ones.
 
-        Also for articles already in the store but not in this process's index (added
-        by another process, or whose indexing failed before): "already loaded" must
-        mean searchable.
+        Also for articles already in the store but not in the index (added by another
+        process, or whose indexing was interrupted: it resumes where it stopped): "already
+        loaded" must mean searchable. ``progress``: bars on stderr for long work.
         """
         with self._write_lock:
             known = {d.doc_id for d in load_documents(self.settings)[0]}
             report = ingest_paths(
-                [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes, self._vet
+                [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes, self._vet,
+                progress,
             )
-            if report.added or (self._retriever is not None and not known <= self._indexed_ids()):
-                self._sync(rebuild=False, progress=True)
+            if report.added or not known <= self._indexed_ids():
+                report.embedded = self._sync(rebuild=False, progress=progress).embedded_chunks
             return report
 
     def remove(self, doc_ids: Sequence[str]) -> list[Document]:
@@ -237,7 +244,11 @@ class Assistant:
             )
 
     def _indexed_ids(self) -> set[str]:
-        return set(self._retriever.passage_counts()) if self._retriever is not None else set()
+        """The articles in the index: this process's, or as the saved index lists them (read
+        without loading any model)."""
+        if self._retriever is not None:
+            return set(self._retriever.passage_counts())
+        return set(indexed_manifest(self.settings).documents)
 
     def documents(self) -> list[dict[str, Any]]:
         """Title, date, language and passage count of every indexed article."""

@@ -266,14 +266,26 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(flush=True)
 
 
+# Up to this many articles, each added or skipped one gets its own line; beyond, a summary.
+LISTED_ARTICLES = 20
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    report = assistant_for(args).ingest(args.paths)
-    for d in report.added:
-        print(f"added     {d.title!r} ({d.date or 'no date'}, {d.language}) id {d.doc_id}")
-    for d in report.unchanged:
-        print(f"unchanged {d.title!r} id {d.doc_id} (already in the store)")
+    report = assistant_for(args).ingest(args.paths, progress=not args.quiet)
+    if len(report.added) + len(report.unchanged) + len(report.duplicates) <= LISTED_ARTICLES:
+        for d in report.added:
+            print(f"added     {d.title!r} ({d.date or 'no date'}, {d.language}) id {d.doc_id}")
+        for d in report.unchanged:
+            print(f"unchanged {d.title!r} id {d.doc_id} (already in the store)")
+        for d in report.duplicates:
+            print(f"duplicate {d.title!r} id {d.doc_id} (the same text as another file here: taken once)")
     for e in report.errors:
         print(f"error: {e}", file=sys.stderr)
+    print(
+        f"{len(report.added):,} added ({report.embedded:,} passages embedded), {len(report.unchanged):,} already in "
+        f"the store, {len(report.duplicates):,} duplicates skipped, {len(report.errors):,} refused",
+        file=sys.stderr,
+    )
     return 2 if report.errors else 0
 
 
@@ -383,10 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest", help="add .txt/.md articles (files or folders) and index them",
         description="Add articles to the store and the index. A first line `date YYYY-MM Title` gives "
                     "the date and title; files already in the store are skipped.",
-        epilog="examples:\n  rag ingest article.txt\n  rag ingest archive/   # every .txt/.md inside",
+        epilog="examples:\n  rag ingest article.txt\n  rag ingest archive/   # every .txt/.md inside\n\n"
+               "Thousands of files: progress bars show files, passages, passages/s and the time left; the\n"
+               "index is saved as it goes (index.checkpoint_s), so an interrupted run, started again,\n"
+               "goes on where it stopped. Files with the same text are taken once.",
         formatter_class=raw,
     )
     i.add_argument("paths", nargs="+", type=Path, help="article files or folders of them")
+    i.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     i.set_defaults(func=cmd_ingest)
 
     d = sub.add_parser("documents", help="list the articles (id, date, language, passages, title)")

@@ -126,6 +126,9 @@ def one_of(names: tuple[str, ...]) -> AfterValidator:
 class IndexSettings(BaseModel):
     # A vector store of rag/search/stores.py.
     backend: Annotated[str, one_of(STORES)] = DEFAULT_STORE
+    # While many articles are embedded, the index is saved this often (seconds) with the
+    # articles done so far: an interrupted `rag ingest` resumes there, nothing embedded twice.
+    checkpoint_s: float = Field(60.0, ge=0)
 
 
 class LLMSettings(BaseModel):

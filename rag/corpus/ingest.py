@@ -8,17 +8,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..errors import DocumentError
 from ..types import Document
 from .documents import expand_paths, filename_title, parse_article, read_article, store_files
+
+# A progress bar for reading articles from this many files on.
+PROGRESS_FROM = 50
 
 
 @dataclass
 class IngestReport:
     added: list[Document] = field(default_factory=list)
+    # Already in the store (the same text, under any name).
     unchanged: list[Document] = field(default_factory=list)
+    # The same text as another file of this ingest: taken once.
+    duplicates: list[Document] = field(default_factory=list)
     # Each with its English message (str) and, for the page's own wording, its code.
     errors: list[DocumentError] = field(default_factory=list)
+    # Passages embedded into the index for this ingest (set by the assistant).
+    embedded: int = 0
 
 
 def _file_stem(name: str) -> str:
@@ -69,6 +79,7 @@ def ingest_paths(
     known_ids: set[str],
     max_bytes: int,
     vet: Callable[[Document], None] = lambda doc: None,
+    progress: bool = False,
 ) -> IngestReport:
     """Copy every valid new article into the store; bad files are reported, not fatal.
     ``vet`` raises DocumentError for an article the store must not take (checked before it is copied)."""
@@ -79,15 +90,19 @@ def ingest_paths(
             files.extend(expand_paths([path]))
         except DocumentError as err:
             report.errors.append(err)
-    seen = set(known_ids)
-    for path in files:
+    taken: set[str] = set()
+    bar = tqdm(files, unit="file", desc="Reading articles", disable=not progress or len(files) <= PROGRESS_FROM)
+    for path in bar:
         try:
             doc = read_article(path, max_bytes)
         except DocumentError as err:
             report.errors.append(err)
             continue
-        if doc.doc_id in seen:
+        if doc.doc_id in known_ids:
             report.unchanged.append(doc)
+            continue
+        if doc.doc_id in taken:
+            report.duplicates.append(doc)
             continue
         try:
             vet(doc)
@@ -102,7 +117,7 @@ def ingest_paths(
                 code="cannot_store", name=path.name,
             ))
             continue
-        seen.add(doc.doc_id)
+        taken.add(doc.doc_id)
         # As the store will read it back (a title from the file name loses what file names cannot hold).
         report.added.append(parse_article(doc.text, str(stored), filename_title(stored, doc.doc_id), doc.language))
     return report

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,20 +83,66 @@ def expected_manifest(settings: Settings, embedder: Encoder, docs: list[Document
 EMBED_BATCH = 64
 
 
-def embed_chunks(embedder: Encoder, chunks: list[Chunk], progress: bool) -> np.ndarray:
+def embed_chunks(embedder: Encoder, chunks: list[Chunk], bar: tqdm | None = None) -> np.ndarray:
     texts = [indexed_text(c) for c in chunks]
-    batches = range(0, len(texts), EMBED_BATCH)
-    bar = tqdm(total=len(texts), unit="passage", desc="Embedding", disable=not progress or len(texts) <= EMBED_BATCH)
     parts = []
-    for i in batches:
+    for i in range(0, len(texts), EMBED_BATCH):
         parts.append(embedder.encode_passages(texts[i : i + EMBED_BATCH]))
-        bar.update(len(parts[-1]))
-    bar.close()
+        if bar is not None:
+            bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
 
 
+def _progress_bar(docs: int, passages: int, enabled: bool) -> tqdm:
+    """Articles and passages done, passages/s and time left (shown for more than one batch)."""
+    return tqdm(
+        total=passages,
+        unit="passage",
+        desc=f"Embedding {docs:,} article{'s' if docs != 1 else ''}",
+        disable=not enabled or passages <= EMBED_BATCH,
+        dynamic_ncols=True,
+    )
+
+
+def add_documents(
+    store: VectorStore,
+    docs: list[Document],
+    settings: Settings,
+    embedder: Encoder,
+    progress: bool,
+    checkpoint: Callable[[set[str]], None] = lambda done: None,
+) -> int:
+    """Embed the passages of ``docs`` and add them to ``store``, a few articles at a time (an
+    article is added whole or not at all); every ``index.checkpoint_s`` seconds ``checkpoint``
+    is called with the articles in the store so far. Returns the passages embedded."""
+    chunked = [(d.doc_id, chunk_document(d, settings.chunking)) for d in docs]
+    total = sum(len(chunks) for _, chunks in chunked)
+    done = {c.doc_id for c in store.chunks}
+    last_save = time.monotonic()
+    group: list[Chunk] = []
+    group_docs: list[str] = []
+    with _progress_bar(len(docs), total, progress) as bar:
+        for i, (doc_id, chunks) in enumerate(chunked):
+            group += chunks
+            group_docs.append(doc_id)
+            if len(group) < EMBED_BATCH and i + 1 < len(chunked):
+                continue
+            store.add(group, embed_chunks(embedder, group, bar))
+            done.update(group_docs)
+            bar.set_postfix_str(f"{len(done):,} articles in the index", refresh=False)
+            group, group_docs = [], []
+            if i + 1 < len(chunked) and time.monotonic() - last_save >= settings.index.checkpoint_s:
+                checkpoint(done)
+                last_save = time.monotonic()
+    return total
+
+
+class IndexBusy(Exception):
+    """Another process is writing the index (``sync_index(wait=False)``)."""
+
+
 @contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
+def _folder_lock(folder: Path, wait: bool = True) -> Iterator[None]:
     """One writer of an index folder at a time, across processes (a CLI ingest beside the page)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +153,10 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as err:
+            raise IndexBusy(str(folder)) from err
         yield
     finally:
         handle.close()  # releases the lock
@@ -118,9 +168,11 @@ def sync_index(
     *,
     rebuild: bool = False,
     progress: bool = True,
+    wait: bool = True,
 ) -> tuple[VectorStore, SyncReport]:
-    """Load the index if current, update it for new/removed documents, or rebuild it."""
-    with _folder_lock(settings.index_dir):
+    """Load the index if current, update it for new/removed documents, or rebuild it.
+    ``wait=False`` raises IndexBusy at once when another process is writing it."""
+    with _folder_lock(settings.index_dir, wait):
         return _sync(settings, embedder, rebuild, progress)
 
 
@@ -161,8 +213,19 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
     else:  # same model and chunking: keep the vectors of unchanged documents
         store.remove({c.doc_id for c in store.chunks} - set(want.documents))
     indexed = {c.doc_id for c in store.chunks}
-    new_chunks = [c for d in docs if d.doc_id not in indexed for c in chunk_document(d, settings.chunking)]
-    if new_chunks:
-        store.add(new_chunks, embed_chunks(embedder, new_chunks, progress))
+
+    def checkpoint(done: set[str]) -> None:
+        # The index as far as it got: a later run sees the other articles as new ones.
+        partial = replace(
+            want,
+            documents={k: v for k, v in want.documents.items() if k in done},
+            languages={k: v for k, v in want.languages.items() if k in done},
+            checksums={},
+        )
+        store.save(folder, partial)
+
+    embedded = add_documents(
+        store, [d for d in docs if d.doc_id not in indexed], settings, embedder, progress, checkpoint
+    )
     store.save(folder, want)
-    return store, SyncReport(action, reason, len(docs), len(store), len(new_chunks), skipped)
+    return store, SyncReport(action, reason, len(docs), len(store), embedded, skipped)

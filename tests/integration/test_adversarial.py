@@ -171,8 +171,10 @@ def test_article_markdown_reaches_the_page_as_text(tmp_path: Path, tracker: str)
             bot = page.locator("#chat [data-testid='bot']").last
             text = bot.inner_text()
             assert "![x]" in text and "[questo sito]" in text and "[7]" in text, text
-            assert bot.locator("img").count() == 0 and bot.locator("a").count() == 0
-            badges = [b.inner_text() for b in bot.locator(".cite-badge").all()]
+            # No image, and no link but the page's own badges (to this answer's source cards).
+            assert bot.locator("img").count() == 0 and bot.locator("a:not(.cite-badge)").count() == 0
+            assert all((a.get_attribute("href") or "").startswith("#a") for a in bot.locator("a").all())
+            badges = [b.inner_text() for b in bot.locator(".answer-text .cite-badge").all()]
             assert badges == ["[1]"], badges  # the answer's own citation; the article's "[7]" stays text
             page.wait_for_timeout(1000)
         finally:

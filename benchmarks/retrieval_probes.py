@@ -46,7 +46,7 @@ from evals.retrieval import (  # noqa: E402
 )
 from evals.scoring import dedupe_ranking, gold_rank  # noqa: E402
 from evals.settings import load_eval_settings  # noqa: E402
-from rag.config import Settings, load_settings  # noqa: E402
+from rag.config import IndexSettings, Settings, load_settings  # noqa: E402
 from rag.corpus.chunking import indexed_text  # noqa: E402
 from rag.runtime import configure  # noqa: E402
 from rag.search.embedding import load_embedder  # noqa: E402
@@ -91,7 +91,7 @@ class Bench:
         lookup = _Widened(self.e5, width, extra_query)
         padding = np.zeros((len(self.sentences), width), np.float32)
         lookup.add(self.sentences, np.hstack([self.sentence_vectors, padding]), queries=False)
-        store = Store(self.e5.dim + width)
+        store = Store(self.e5.dim + width, IndexSettings())
         vectors = self.vectors if extra_chunk is None else np.hstack([self.vectors, extra_chunk])
         store.add(self.chunks, vectors.astype(np.float32))
         return HybridRetriever(store, lookup, self.settings.retrieval)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from rag.config import EmbeddingSettings, RetrievalSettings, Settings
+from rag.config import EmbeddingSettings, IndexSettings, RetrievalSettings, Settings
 from rag.corpus.chunking import chunk_document, indexed_text
 from rag.errors import ModelNotFoundError, RagError
 from rag.search.embedding import Embedder, load_embedder
@@ -284,11 +284,14 @@ def build_index(
     cache_dir: Path,
     progress: bool = True,
     text: Callable[[Chunk], str] = indexed_text,
+    index_cfg: IndexSettings | None = None,
 ) -> EvalIndex:
+    """``index_cfg``: the store's search settings (e.g. ``RAG_INDEX__ANN_FROM=0`` measures the
+    approximate HNSW search against the exact one on the same questions)."""
     t = time.perf_counter()
     texts = [text(c) for c in chunks]
     vectors = cached_encode(cache_dir, embedder, texts, queries=False, progress=progress)
-    store = new_store(DEFAULT_STORE, embedder.dim)
+    store = new_store(DEFAULT_STORE, embedder.dim, index_cfg)
     store.add(chunks, vectors)
     return EvalIndex(chunks, vectors, store, embedder, time.perf_counter() - t)
 
@@ -383,7 +386,8 @@ def evaluate_retrieval(
         # Each model searches with the retrieval settings calibrated for it, unless given.
         cfg = retrieval or model_settings(settings, model_key).retrieval
         embedder = model_embedder(settings, model_key, loaded)
-        index = build_index(chunks, embedder, cache_dir, progress, bare_text if model_key == "minilm" else indexed_text)
+        index = build_index(chunks, embedder, cache_dir, progress, bare_text if model_key == "minilm" else indexed_text,
+                            settings.index)
         texts = [q.question(lang) for lang in LANGS for q in questions]
         lookup = PrecomputedEmbedder(embedder)
         lookup.add(texts, cached_encode(cache_dir, embedder, texts, queries=True, progress=progress), queries=True)

@@ -27,7 +27,7 @@ from pydantic_settings import (
 from .errors import ConfigError
 from .llm.names import ANSWER_ENGINES, DEFAULT_BACKEND
 from .search.embedding_models import DEFAULT_EMBEDDING, E5_SMALL, known_model
-from .search.stores import DEFAULT_STORE, STORES
+from .search.store_names import DEFAULT_STORE, STORES
 
 PROJECT_HOME = Path(__file__).resolve().parent.parent
 DEFAULT_E5_DIR = f"models/{E5_SMALL.folder}"
@@ -139,6 +139,13 @@ class IndexSettings(BaseModel):
     # While many articles are embedded, the index is saved this often (seconds) with the
     # articles done so far: an interrupted `rag ingest` resumes there, nothing embedded twice.
     checkpoint_s: float = Field(60.0, ge=0)
+    # FAISS searches exactly while the index is small; from this many passages on, with an HNSW
+    # graph (approximate; links ann_m per node, ann_ef_search candidates per search). Exact
+    # search reads every vector per question: ~1.5 KB each, 10 GB at 1M articles.
+    ann_from: int = Field(200_000, ge=0)
+    ann_m: int = Field(32, ge=4, le=128)
+    ann_ef_search: int = Field(128, ge=8)
+    ann_ef_construction: int = Field(80, ge=8)
 
 
 class LLMSettings(BaseModel):

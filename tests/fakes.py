@@ -21,6 +21,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from pydantic import Field
 
 from rag import Assistant, BackendError, Settings
+from rag.config import IndexSettings
 from rag.llm import ChatBackend
 from rag.llm.base import Messages, OnStart
 from rag.search.faiss_store import Store
@@ -155,7 +156,7 @@ def fake_assistant(
     s = Settings(home=home, llm=llm, retrieval=retrieval, **settings)
     embedder = FakeEmbedder()
     chunks = article_chunks(paragraphs)
-    store = Store(DIM)
+    store = Store(DIM, IndexSettings())
     store.add(chunks, embedder.encode_passages([c.text for c in chunks]))
     return Assistant(s, embedder=embedder, retriever=HybridRetriever(store, embedder, s.retrieval), chat=chat)
 

@@ -1,8 +1,11 @@
-"""The FAISS vector store: exact inner-product search (``IndexFlatIP``) over normalised vectors.
+"""The FAISS vector store: inner-product search over normalised vectors, exact
+(``IndexFlatIP``) while the index is small and approximate (``IndexHNSWFlat``) from
+``index.ann_from`` passages on; the vectors themselves are kept exactly in both.
 
 On disk (``index/``): ``vectors.faiss`` (FAISS's own binary format, no pickle),
 ``chunks.jsonl`` (the passages, plain JSON) and ``manifest.json`` (written last,
-with both files' checksums).
+with both files' checksums). Changing the ANN settings needs no new embedding: the
+index is converted when it is opened.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ..config import IndexSettings
 from ..errors import IndexCorruptError
 from ..types import Chunk
 from .stores import Manifest, chunks_bytes, parse_chunks, read_checked, write_checked, write_manifest
@@ -24,27 +28,62 @@ CHUNKS = "chunks.jsonl"
 class Store:
     """Passages and their vectors in one FAISS index; position i of the index is ``chunks[i]``."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, cfg: IndexSettings) -> None:
         self.dim = dim
-        self.index = faiss.IndexFlatIP(dim)
+        self.cfg = cfg
+        self.index: faiss.Index = faiss.IndexFlatIP(dim)
         self.chunks: list[Chunk] = []
 
     def __len__(self) -> int:
         return len(self.chunks)
 
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self.index, faiss.IndexHNSWFlat)
+
+    def _fit(self, vectors: np.ndarray | None = None) -> None:
+        """The index of the right kind for the store's size: exact, or HNSW from ``ann_from``
+        passages on (rebuilt from ``vectors``, default the stored ones)."""
+        want_ann = len(self) >= max(self.cfg.ann_from, 1)
+        if want_ann == self.approximate and vectors is None:
+            return
+        if vectors is None:
+            vectors = self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else self._no_vectors()
+        if want_ann:
+            index = faiss.IndexHNSWFlat(self.dim, self.cfg.ann_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.cfg.ann_ef_construction
+            index.hnsw.efSearch = self.cfg.ann_ef_search
+        else:
+            index = faiss.IndexFlatIP(self.dim)
+        if len(vectors):
+            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.index = index
+
+    def _no_vectors(self) -> np.ndarray:
+        return np.zeros((0, self.dim), np.float32)
+
     def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         if len(chunks):
-            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))  # an HNSW graph grows in place
             self.chunks.extend(chunks)
+            self._fit()
 
     def remove(self, doc_ids: set[str]) -> None:
         drop = [i for i, c in enumerate(self.chunks) if c.doc_id in doc_ids]
-        if drop:
-            # A flat index closes the gaps in order, as the list comprehension below does.
-            self.index.remove_ids(np.asarray(drop, dtype=np.int64))
-            self.chunks = [c for c in self.chunks if c.doc_id not in doc_ids]
+        if not drop:
+            return
+        if self.approximate:  # an HNSW graph cannot forget a node: rebuilt from the vectors kept
+            keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in doc_ids]
+            vectors = self.vectors_at(keep)
+            self.chunks = [self.chunks[i] for i in keep]
+            self._fit(vectors)
+            return
+        # A flat index closes the gaps in order, as the list comprehension below does.
+        self.index.remove_ids(np.asarray(drop, dtype=np.int64))
+        self.chunks = [c for c in self.chunks if c.doc_id not in doc_ids]
+        self._fit()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, len(self))
@@ -54,7 +93,7 @@ class Store:
 
     def vectors_at(self, positions: Sequence[int]) -> np.ndarray:
         if not len(positions):
-            return np.zeros((0, self.dim), np.float32)
+            return self._no_vectors()
         return np.stack([self.index.reconstruct(int(p)) for p in positions])
 
     def save(self, folder: Path, manifest: Manifest) -> None:
@@ -67,7 +106,7 @@ class Store:
         write_manifest(folder, manifest)
 
     @classmethod
-    def load(cls, folder: Path, manifest: Manifest) -> Store:
+    def load(cls, folder: Path, manifest: Manifest, cfg: IndexSettings) -> Store:
         try:
             chunks = parse_chunks(read_checked(folder, CHUNKS, manifest))
             vectors = read_checked(folder, VECTORS, manifest)
@@ -78,7 +117,10 @@ class Store:
             raise IndexCorruptError(f"{folder}: the index files are damaged ({err}).") from err
         if index.ntotal != len(chunks) or index.d != manifest.dim or len(chunks) != manifest.chunk_count:
             raise IndexCorruptError(f"{folder}: vectors and chunks disagree ({index.ntotal} vs {len(chunks)}).")
-        store = cls(manifest.dim)
+        store = cls(manifest.dim, cfg)
         store.index = index
         store.chunks = chunks
+        if store.approximate:  # the search setting of this process, not of the one that saved it
+            store.index.hnsw.efSearch = cfg.ann_ef_search
+        store._fit()
         return store

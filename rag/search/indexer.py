@@ -192,7 +192,7 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
         reason = "no index yet" if have is None else have.stale_reason(want)
         if have is not None and reason in (None, "documents changed"):
             try:
-                store = load_store(have.store, folder, have)
+                store = load_store(have.store, folder, have, settings.index)
             except IndexCorruptError as err:
                 damaged = err
     if not rebuild and damaged is not None:
@@ -209,7 +209,7 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
         # Never mixes vectors of two models (or two chunkings): said once, since it takes a while.
         log.warning("Rebuilding the index once: %s; %d articles to embed again.", reason, len(docs))
     if store is None:
-        store = new_store(settings.index.backend, embedder.dim)
+        store = new_store(settings.index.backend, embedder.dim, settings.index)
     else:  # same model and chunking: keep the vectors of unchanged documents
         store.remove({c.doc_id for c in store.chunks} - set(want.documents))
     indexed = {c.doc_id for c in store.chunks}

@@ -19,19 +19,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..config import IndexSettings
 from ..errors import IndexCorruptError, IndexWriteError
 from ..types import Chunk
+from .store_names import DEFAULT_STORE, STORE_MODULES
 
 FORMAT_VERSION = 3  # 3: the manifest checksums each store file by name
 MANIFEST = "manifest.json"
-# name -> module with the ``Store`` class (imported on first use).
-_MODULES = {"faiss": "rag.search.faiss_store"}
-STORES: tuple[str, ...] = tuple(_MODULES)
-DEFAULT_STORE = STORES[0]
 
 
 class VectorStore(Protocol):
-    """What the indexer and the retriever need of a store."""
+    """What the indexer and the retriever need of a store (``Store(dim, cfg)``, ``Store.load(folder,
+    manifest, cfg)`` build one; ``store_names.STORES`` names them)."""
 
     dim: int
     chunks: list[Chunk]
@@ -54,12 +53,14 @@ class VectorStore(Protocol):
         """Write the store and then ``manifest`` (with the files' checksums) into ``folder``."""
 
 
-def new_store(name: str, dim: int) -> VectorStore:
-    return import_module(_MODULES[name]).Store(dim)  # type: ignore[no-any-return]
+def new_store(name: str, dim: int, cfg: IndexSettings | None = None) -> VectorStore:
+    """An empty store ``name`` (``cfg``: its search settings; defaults when None)."""
+    return import_module(STORE_MODULES[name]).Store(dim, cfg or IndexSettings())  # type: ignore[no-any-return]
 
 
-def load_store(name: str, folder: Path, manifest: Manifest) -> VectorStore:
-    return import_module(_MODULES[name]).Store.load(folder, manifest)  # type: ignore[no-any-return]
+def load_store(name: str, folder: Path, manifest: Manifest, cfg: IndexSettings | None = None) -> VectorStore:
+    store = import_module(STORE_MODULES[name]).Store.load(folder, manifest, cfg or IndexSettings())
+    return store  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 
 from evals.data import Paragraph, SquadQuestion
 from evals.retrieval import PrecomputedEmbedder, subset
-from rag.config import RetrievalSettings
+from rag.config import IndexSettings, RetrievalSettings
 from rag.corpus.chunking import indexed_text
 from rag.search.faiss_store import Store
 from rag.search.lexical import BM25Index, analyze
@@ -73,7 +73,7 @@ def _retriever(cfg: RetrievalSettings) -> HybridRetriever:
         texts[1]: [0.8, 0.6, 0.0],
         "Chi ha firmato il trattato?": [1.0, 0.35, 0.0],  # dense slightly prefers texts[0]
     }
-    store = Store(3)
+    store = Store(3, IndexSettings())
     emb = _TableEmbedder(table)
     chunks = [_chunk(i, t) for i, t in enumerate(texts)]
     store.add(chunks, emb.encode_passages(texts))

@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
-from rag.config import Settings
+from rag.config import IndexSettings, Settings
 from rag.errors import IndexCorruptError
 from rag.search.faiss_store import CHUNKS, VECTORS, Store
 from rag.search.indexer import sync_index
@@ -106,7 +106,7 @@ def test_corrupt_index_is_detected_and_rebuilt(settings: Settings, victim: str) 
         manifest = read_manifest(settings.index_dir)
         assert manifest is not None
         with pytest.raises(IndexCorruptError):
-            Store.load(settings.index_dir, manifest)
+            Store.load(settings.index_dir, manifest, IndexSettings())
     store, r = sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
     assert r.action == "rebuilt" and len(store) > 3
     assert (settings.docs_dir / SEED.name).read_bytes() == SEED.read_bytes()
@@ -173,29 +173,29 @@ def _chunk(chunk_id: str, text: str) -> Chunk:
 
 
 def test_line_separators_in_text_do_not_damage_the_index(tmp_path: Path) -> None:
-    store = Store(16)
+    store = Store(16, IndexSettings())
     texts = ["Prima riga.\u2028Seconda riga", "a\x85b", "c\u2029d"]
     chunks = [_chunk(f"c{i}", t) for i, t in enumerate(texts)]
     store.add(chunks, FakeEmbedder().encode_passages(texts))
     manifest = Manifest(embedding_model="fake-model", dim=16, chunking={})
     store.save(tmp_path, manifest)
-    loaded = Store.load(tmp_path, read_manifest(tmp_path))
+    loaded = Store.load(tmp_path, read_manifest(tmp_path), IndexSettings())
     assert [c.text for c in loaded.chunks] == texts
 
 
 def test_vectors_saved_without_their_chunks_are_detected(tmp_path: Path) -> None:
     # A save cut short after the vectors file (written first): same count, other vectors.
     emb = FakeEmbedder()
-    store = Store(16)
+    store = Store(16, IndexSettings())
     texts = ["uno", "due"]
     chunks = [_chunk(t, t) for t in texts]
     store.add(chunks, emb.encode_passages(texts))
     store.save(tmp_path, Manifest(embedding_model="fake-model", dim=16, chunking={}))
-    other = Store(16)
+    other = Store(16, IndexSettings())
     other.add(chunks, emb.encode_passages(["tre", "quattro"]))
     (tmp_path / VECTORS).write_bytes(faiss.serialize_index(other.index).tobytes())
     with pytest.raises(IndexCorruptError, match="checksum"):
-        Store.load(tmp_path, read_manifest(tmp_path))
+        Store.load(tmp_path, read_manifest(tmp_path), IndexSettings())
 
 
 @pytest.mark.parametrize(
@@ -280,3 +280,51 @@ def test_a_serving_process_keeps_its_index_while_another_one_writes(settings: Se
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert len(assistant.retriever) == before  # answered from the index in hand, at once
     assert len(assistant.retriever) > before  # the writer is done: the new index is loaded
+
+
+def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _chunks(n: int, per_doc: int = 5) -> list[Chunk]:
+    return [Chunk(f"d{i // per_doc}:{i}", f"d{i // per_doc}", i, "T", None, None, 0, 1, "x") for i in range(n)]
+
+
+def test_the_store_turns_approximate_past_its_size_and_keeps_every_vector(tmp_path: Path) -> None:
+    cfg = IndexSettings(ann_from=300, ann_m=16, ann_ef_search=64)
+    vectors = _vectors(600)
+    store = Store(32, cfg)
+    store.add(_chunks(600)[:250], vectors[:250])
+    assert not store.approximate  # small: exact
+    store.add(_chunks(600)[250:], vectors[250:])
+    assert store.approximate and len(store) == store.index.ntotal == 600
+    np.testing.assert_array_equal(store.vectors_at([0, 299, 599]), vectors[[0, 299, 599]])
+    # Approximate, but finds what exact search finds (recall@10 against exact).
+    exact = Store(32, IndexSettings())
+    exact.add(_chunks(600), vectors)
+    queries = _vectors(50, seed=1)
+    _, got = store.search(queries, 10)
+    _, want = exact.search(queries, 10)
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)])
+    assert recall >= 0.95, recall
+    # Removing articles rebuilds the graph from the vectors kept; below the size, exact again.
+    store.remove({f"d{i}" for i in range(10)})  # 50 passages
+    assert store.approximate and len(store) == 550
+    np.testing.assert_array_equal(store.vectors_at([0]), vectors[[50]])
+    store.remove({f"d{i}" for i in range(10, 62)})  # 260 more
+    assert not store.approximate and len(store) == store.index.ntotal == 290
+    np.testing.assert_array_equal(store.vectors_at([0]), vectors[[310]])
+
+
+def test_an_approximate_index_is_saved_and_opened_with_this_processs_settings(tmp_path: Path) -> None:
+    store = Store(32, IndexSettings(ann_from=100))
+    store.add(_chunks(200), _vectors(200))
+    manifest = Manifest(embedding_model="m", dim=32, chunking={})
+    store.save(tmp_path, manifest)
+    loaded = Store.load(tmp_path, read_manifest(tmp_path), IndexSettings(ann_from=100, ann_ef_search=200))
+    assert loaded.approximate and loaded.index.hnsw.efSearch == 200 and len(loaded) == 200
+    # Other settings need no new embedding: the index is converted as it is opened.
+    exact = Store.load(tmp_path, read_manifest(tmp_path), IndexSettings())
+    assert not exact.approximate and exact.index.ntotal == 200
+    np.testing.assert_array_equal(exact.vectors_at([7]), store.vectors_at([7]))

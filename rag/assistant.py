@@ -7,7 +7,6 @@ and hands them to the answer pipeline; no other module reaches back into it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -28,7 +27,7 @@ from .errors import ConfigError, DocumentError, RagError
 from .llm import ANSWER_ENGINES, EXTRACTIVE, ChatBackend, LangChainBackend, create_backend
 from .runtime import configure
 from .search.embedding import Encoder, load_embedder
-from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, sync_index
+from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, open_index, sync_index
 from .search.retrieval import HybridRetriever
 from .search.stores import MANIFEST
 from .types import Answer, Document, SearchHit, Stage
@@ -125,16 +124,36 @@ class Assistant:
             changed = self._seen_manifest is not None and self._manifest_stamp() != self._seen_manifest
             if current is not None and not changed:
                 return current
-        with self._write_lock:  # first use, or changed by another process: load it (once, however many ask)
+        if current is not None:
+            # Changed by another process (`rag ingest` beside the page): open it as saved, without
+            # waiting for any lock and without embedding anything in this question's time; when
+            # this process is itself writing (an upload), the index in hand answers meanwhile.
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    self._reopen()
+                finally:
+                    self._write_lock.release()
+            return self._retriever  # type: ignore[return-value]
+        with self._write_lock:  # first use: load it (once, however many ask), bringing it up to date
             if self._retriever is None:
-                self._sync(rebuild=False, progress=False)
-            elif self._manifest_stamp() != self._seen_manifest:
-                # Another process (`rag ingest`) still writing it: answer from the index in hand;
-                # a later question loads the new one once that process is done.
-                with contextlib.suppress(IndexBusy):
+                try:
                     self._sync(rebuild=False, progress=False, wait=False)
+                except IndexBusy:  # another process is writing it: its last saved state, or wait
+                    if not self._reopen():
+                        self._sync(rebuild=False, progress=False)
         assert self._retriever is not None
         return self._retriever
+
+    def _reopen(self) -> bool:
+        """The index as another process last saved it (``open_index``); False when unusable."""
+        stamp = self._manifest_stamp()  # before reading: a later save is seen at the next question
+        store = open_index(self.settings, self.embedder)
+        if store is None:
+            return False
+        retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
+        with self._lock:
+            self._retriever, self._seen_manifest = retriever, stamp
+        return True
 
     def chat_backend(self, name: str | None = None) -> ChatBackend:
         """The chat backend ``name`` (default ``llm.backend``), loaded once and shared by every chat."""

@@ -33,6 +33,8 @@ class Store:
         self.cfg = cfg
         self.index: faiss.Index = faiss.IndexFlatIP(dim)
         self.chunks: list[Chunk] = []
+        # Opened as the other kind than saved (ann_from changed): the caller saves it once.
+        self.converted = False
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -76,7 +78,7 @@ class Store:
             return
         if self.approximate:  # an HNSW graph cannot forget a node: rebuilt from the vectors kept
             keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in doc_ids]
-            vectors = self.vectors_at(keep)
+            vectors = self.index.reconstruct_n(0, self.index.ntotal)[keep]
             self.chunks = [self.chunks[i] for i in keep]
             self._fit(vectors)
             return
@@ -122,5 +124,7 @@ class Store:
         store.chunks = chunks
         if store.approximate:  # the search setting of this process, not of the one that saved it
             store.index.hnsw.efSearch = cfg.ann_ef_search
+        kind = store.approximate
         store._fit()
+        store.converted = kind != store.approximate
         return store

@@ -119,6 +119,7 @@ def add_documents(
     total = sum(len(chunks) for _, chunks in chunked)
     done = {c.doc_id for c in store.chunks}
     last_save = time.monotonic()
+    period = settings.index.checkpoint_s
     group: list[Chunk] = []
     group_docs: list[str] = []
     with _progress_bar(len(docs), total, progress) as bar:
@@ -131,9 +132,13 @@ def add_documents(
             done.update(group_docs)
             bar.set_postfix_str(f"{len(done):,} articles in the index", refresh=False)
             group, group_docs = [], []
-            if i + 1 < len(chunked) and time.monotonic() - last_save >= settings.index.checkpoint_s:
+            if i + 1 < len(chunked) and time.monotonic() - last_save >= period:
+                started = time.monotonic()
                 checkpoint(done)
                 last_save = time.monotonic()
+                # Saving rewrites the whole index: as it grows, save less often (at most a tenth
+                # of the time goes to checkpoints).
+                period = max(settings.index.checkpoint_s, 10 * (last_save - started))
     return total
 
 
@@ -176,6 +181,28 @@ def sync_index(
         return _sync(settings, embedder, rebuild, progress)
 
 
+def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
+    """The index as last saved, opened without the write lock and without embedding anything
+    (for a process that serves questions while another one writes): articles removed from
+    the store since are left out, articles not embedded yet are not searchable until the
+    writer (or `rag index`) adds them. None when there is no usable saved index (none, another
+    model or chunking, or caught mid-write: the files and the manifest disagree)."""
+    folder = settings.index_dir
+    try:
+        have = read_manifest(folder)
+        if have is None:
+            return None
+        docs, _ = load_documents(settings, have)
+        reason = have.stale_reason(expected_manifest(settings, embedder, docs))
+        if reason not in (None, "documents changed"):
+            return None
+        store = load_store(have.store, folder, have, settings.index)
+    except (IndexCorruptError, OSError):
+        return None
+    store.remove({c.doc_id for c in store.chunks} - {d.doc_id for d in docs})  # in memory only
+    return store
+
+
 def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
@@ -202,6 +229,8 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
         if have.languages != want.languages:  # an index from before languages were recorded
             have.languages = want.languages
             write_manifest(folder, have)
+        if getattr(store, "converted", False):  # exact <-> approximate (index.ann_from): kept so
+            store.save(folder, have)  # the next start does not build the graph again
         return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped)
 
     action = "updated" if store is not None else "rebuilt"

@@ -4,19 +4,19 @@ For ingesting large archives on a GPU box: vLLM, Text Embeddings Inference, Infi
 any server with ``POST /v1/embeddings``, through LangChain's ``OpenAIEmbeddings``. The
 texts are sent with the model's prompts already in front ("query: " / "passage: " for
 e5), since a generic server adds none; the vectors are L2-normalised here. The index
-records ``openai:<model>@<host>`` as the model that built it, so switching between this
-and a local model rebuilds the index once instead of mixing vectors of two sources.
+records ``openai:<model>`` (with the prompts and size) as the model that built it, so
+switching between this and a local model rebuilds the index once instead of mixing
+vectors of two sources; moving the server to another address does not.
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..config import EmbeddingSettings
+from ..config import EmbeddingSettings, mask_url
 from ..errors import ConfigError, ModelNotFoundError
 
 
@@ -45,20 +45,23 @@ class OpenAIEmbedder:
             request_timeout=cfg.timeout_s,
             max_retries=2,
         )
-        host = urlsplit(cfg.openai_base_url).netloc.rsplit("@", 1)[-1]  # never the credentials
-        name = f"openai:{cfg.openai_model}@{host}"
+        # The model as served, not where: another address for the same server (a new GPU box, a
+        # load balancer) must not look like another model and rebuild the whole index.
+        name = f"openai:{cfg.openai_model}"
         prompts = hashlib.sha1(f"{self.query_prompt}\0{self.document_prompt}".encode()).hexdigest()[:8]
         self.dim = len(self.encode_queries(["dimension probe"])[0])  # the server says what it serves
         self.model_id = f"{name}+prompt:{prompts}/{self.dim}d"
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, getattr(self, "dim", 0)), np.float32)
         try:
-            rows: list[Any] = self.client.embed_documents(texts) if texts else []
+            rows: list[Any] = self.client.embed_documents(texts)
         except Exception as err:
+            why = f"the embeddings server at {self.cfg.openai_base_url} did not answer ({type(err).__name__}: {err})"
             raise ModelNotFoundError(
-                f"the embeddings server at {self.cfg.openai_base_url} did not answer "
-                f"({type(err).__name__}: {err}); check embedding.openai_base_url and that it serves "
-                f"{self.cfg.openai_model!r}, or set embedding.backend = \"sentence-transformers\"."
+                f"{mask_url(why)}; check embedding.openai_base_url and that it serves {self.cfg.openai_model!r}, "
+                "or set embedding.backend = \"sentence-transformers\"."
             ) from err
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -266,20 +266,52 @@ def test_an_interrupted_indexing_resumes_where_it_stopped(
     np.testing.assert_allclose(store.vectors_at(list(range(len(store)))), fresh.vectors_at(order), atol=1e-6)
 
 
-def test_a_serving_process_keeps_its_index_while_another_one_writes(settings: Settings, home: Path) -> None:
+def test_a_serving_process_never_waits_for_a_writer_nor_embeds_its_articles(
+    settings: Settings, home: Path
+) -> None:
     import fcntl
 
     from rag import Assistant
 
-    assistant = Assistant(settings, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    served = FakeEmbedder()
+    assistant = Assistant(settings, embedder=served)  # type: ignore[arg-type]
     before = len(assistant.retriever)
     _many_articles(home, 2)
-    other = Assistant(settings, embedder=FakeEmbedder())  # type: ignore[arg-type]
-    other.index()  # another process's ingest: the manifest changes
+    Assistant(settings, embedder=FakeEmbedder()).index()  # type: ignore[arg-type]  # another process's ingest
+    calls = served.calls
     with open(settings.index_dir / ".write.lock", "a") as lock:  # and it is writing again
         fcntl.flock(lock, fcntl.LOCK_EX)
-        assert len(assistant.retriever) == before  # answered from the index in hand, at once
-    assert len(assistant.retriever) > before  # the writer is done: the new index is loaded
+        after = len(assistant.retriever)  # at once: the index as that process saved it
+    assert after > before and served.calls == calls  # nothing embedded by the serving process
+
+
+def test_an_ingest_killed_half_way_is_not_finished_inside_a_question(
+    settings: Settings, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.search.indexer as indexer
+    from rag import Assistant
+
+    served = FakeEmbedder()
+    assistant = Assistant(settings, embedder=served)  # type: ignore[arg-type]
+    before = len(assistant.retriever)
+    monkeypatch.setattr(indexer, "EMBED_BATCH", 2)
+    _many_articles(home, 10)
+    cfg = settings.model_copy(update={"index": settings.index.model_copy(update={"checkpoint_s": 0.0})})
+
+    class Killed(FakeEmbedder):
+        def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+            if self.calls >= 6:
+                raise Interrupted
+            return super().encode_passages(texts)
+
+    with pytest.raises(Interrupted):
+        sync_index(cfg, Killed(), progress=False)  # type: ignore[arg-type]
+    calls = served.calls
+    partial = len(assistant.retriever)  # the articles the killed ingest saved, no more
+    assert before < partial < before + 10 and served.calls == calls
+    # `rag index` (or the next `rag ingest`) finishes the job.
+    report = Assistant(settings, embedder=FakeEmbedder()).index()  # type: ignore[arg-type]
+    assert report.action == "updated" and report.embedded_chunks == report.chunks - partial
 
 
 def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -328,3 +360,14 @@ def test_an_approximate_index_is_saved_and_opened_with_this_processs_settings(tm
     exact = Store.load(tmp_path, read_manifest(tmp_path), IndexSettings())
     assert not exact.approximate and exact.index.ntotal == 200
     np.testing.assert_array_equal(exact.vectors_at([7]), store.vectors_at([7]))
+
+
+def test_an_index_converted_at_open_is_saved_once(settings: Settings) -> None:
+    sync_index(settings, FakeEmbedder(), progress=False)  # type: ignore[arg-type]  # exact
+    ann = settings.model_copy(update={"index": IndexSettings(ann_from=1)})
+    store, report = sync_index(ann, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert report.action == "loaded" and report.embedded_chunks == 0 and store.approximate  # type: ignore[attr-defined]
+    stamp = (settings.index_dir / VECTORS).stat().st_mtime_ns
+    again, _ = sync_index(ann, FakeEmbedder(), progress=False)  # type: ignore[arg-type]
+    assert again.approximate and not again.converted  # type: ignore[attr-defined]  # saved as a graph: not rebuilt
+    assert (settings.index_dir / VECTORS).stat().st_mtime_ns == stamp

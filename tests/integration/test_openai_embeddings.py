@@ -47,7 +47,10 @@ def test_a_served_model_gives_the_local_models_vectors_and_answers(home: Path) -
         answer = remote.ask(question)
         assert answer.answerable and "Putin" in answer.text
         built_by = read_manifest(remote.settings.index_dir)
-        assert built_by is not None and built_by.embedding_model.startswith("openai:multilingual-e5-small@127.0.0.1")
+        # The model as served (not the address, which may change), its prompts and size.
+        assert built_by is not None and built_by.embedding_model.startswith("openai:multilingual-e5-small+prompt:")
+        assert built_by.embedding_model.endswith("/384d") and "127.0.0.1" not in built_by.embedding_model
+        assert remote.embedder.encode_passages([]).shape == (0, 384)
     # The same folder with the local model: rebuilt once, never a mix of both sources' vectors.
     again = Assistant(make_settings(home, llm={"backend": "extractive"})).index()
     assert again.action == "rebuilt" and "embedding model changed" in (again.reason or "")
@@ -57,6 +60,10 @@ def test_a_server_that_does_not_answer_is_one_clear_error(home: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}/v1"
     with pytest.raises(RagError, match=r"embeddings server at http://127\.0\.0\.1:\d+/v1 did not answer"):
         _remote(home, url).index()
+    # Credentials in the address never reach a message.
+    with pytest.raises(RagError) as err:
+        _remote(home, f"http://reader:s3cret@127.0.0.1:{_free_port()}/v1").index()
+    assert "s3cret" not in str(err.value) and "***@127.0.0.1" in str(err.value)
 
 
 def test_a_model_without_known_prompts_needs_them_set(home: Path) -> None:

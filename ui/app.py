@@ -111,10 +111,14 @@ PAGE_JS = r"""
     const card = document.getElementById(badge.getAttribute('href').slice(1));
     if (!card) return;
     for (let d = card.parentElement; d; d = d.parentElement) if (d.tagName === 'DETAILS') d.open = true;
-    card.scrollIntoView({behavior: 'smooth', block: 'center'});
     card.classList.remove('flash');
     void card.offsetWidth;
     card.classList.add('flash');
+    // After the chat has reacted to the opened sources (it keeps itself scrolled to the bottom
+    // when content grows), so the jump to the card is the last word.
+    const go = () => card.scrollIntoView({block: 'start'});  // its head, however long the card
+    go();
+    setTimeout(go, 120);
   }, true);
   document.addEventListener('keydown', (event) => {
     if (event.key !== 'Escape') return;

@@ -201,14 +201,22 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             # 4. Each answer keeps its own sources: the first answer's badge still opens its card.
             assert page.locator("#a1-s1").count() == 1
             assert page.locator(BOT).nth(1).locator(".answer-sources .source-card").count() >= 1
+            page.wait_for_timeout(1000)  # the answer's last updates have landed (the chat follows new text)
             page.locator(BOT).first.locator("a.cite-badge").first.click()
             page.wait_for_function(
                 """() => { const c = document.querySelector('#a1-s1');
                            const r = c.getBoundingClientRect();
+                           const chat = document.querySelector('#chat').getBoundingClientRect();
                            return c.closest('details').open && c.classList.contains('flash')
-                                  && r.top >= 0 && r.bottom <= innerHeight; }""",
+                                  && r.top >= chat.top - 1 && r.top + 40 <= chat.bottom; }""",
                 timeout=QUICK_TIMEOUT_MS,
             )
+            page.wait_for_timeout(300)  # still there once the chat has settled
+            # The card's head (badge, title, date) is in view in the chat's box.
+            box = page.evaluate("""() => { const r = document.querySelector('#a1-s1').getBoundingClientRect();
+                                          const c = document.querySelector('#chat').getBoundingClientRect();
+                                          return [r.top >= c.top - 1, r.top + 40 <= c.bottom]; }""")
+            assert box == [True, True], box
             page.screenshot(path=ARTIFACTS / "ui-04-badge-scrolled.png")
 
             # 5. An over-long question: the text stays in the box, the error beside it, no bubble.

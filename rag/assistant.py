@@ -29,7 +29,7 @@ from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, open_index, sync_index
 from .search.retrieval import HybridRetriever
-from .search.stores import MANIFEST
+from .search.stores import MANIFEST, VectorStore
 from .types import Answer, Document, SearchHit, Stage
 
 # Folder of the index where the chat model's prompt states are saved (llm.prompt_cache_dir).
@@ -104,11 +104,14 @@ class Assistant:
 
     def _sync(self, rebuild: bool, progress: bool, wait: bool = True) -> SyncReport:
         store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait)
+        self._serve(store, self._manifest_stamp())
+        return report
+
+    def _serve(self, store: VectorStore, stamp: int | None) -> None:
+        """Answer from ``store`` from now on; ``stamp``: the manifest it was read from."""
         retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
         with self._lock:
-            self._retriever = retriever
-            self._seen_manifest = self._manifest_stamp()
-        return report
+            self._retriever, self._seen_manifest = retriever, stamp
 
     def _manifest_stamp(self) -> int | None:
         try:
@@ -150,9 +153,7 @@ class Assistant:
         store = open_index(self.settings, self.embedder)
         if store is None:
             return False
-        retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
-        with self._lock:
-            self._retriever, self._seen_manifest = retriever, stamp
+        self._serve(store, stamp)
         return True
 
     def chat_backend(self, name: str | None = None) -> ChatBackend:

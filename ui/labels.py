@@ -226,6 +226,11 @@ EXAMPLES: list[str] = [
 ]
 
 
+def number(lang: str, n: int) -> str:
+    """``n`` with the language's thousands separator: "1.134" in Italian, "1,134" in English."""
+    return f"{n:,}".replace(",", "." if lang == "it" else ",")
+
+
 def count(lang: str, n: int) -> str:
     """ "1 passaggio", "7 passaggi"."""
     return f"{n} {label(lang, 'passage' if n == 1 else 'passages')}"
@@ -244,9 +249,6 @@ def error_text(err: BaseException, lang: str) -> tuple[str, str | None]:
     code = getattr(err, "code", None)
     key = f"err_{code}"
     if code and key in LABELS.get(lang, LABELS["en"]):
-        params = {k: f"{v:,}" if isinstance(v, int) else v for k, v in getattr(err, "params", {}).items()}
-        if lang == "it":
-            params = {k: v.replace(",", ".") if isinstance(v, str) and v.replace(",", "").isdigit() else v
-                      for k, v in params.items()}
+        params = {k: number(lang, v) if isinstance(v, int) else v for k, v in getattr(err, "params", {}).items()}
         return label(lang, key, **params), None
     return label(lang, "err_generic"), str(err) or type(err).__name__

@@ -16,7 +16,7 @@ from typing import Any
 from rag import EXTRACTIVE, Answer, Citation, SearchHit
 from rag.llm import describe_backend
 
-from .labels import count, label
+from .labels import count, label, number
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 # Articles separate paragraphs with runs of blank lines; two are enough on screen.
@@ -284,17 +284,23 @@ def stopped_html(draft: str, lang: str) -> str:
     return f'{text}<span class="stopped">{esc(label(lang, "stopped"))}</span>'
 
 
-def error_html(message: str, details: str | None = None, *, lang: str) -> str:
-    """An error in the page's language; the technical text (English), if any, behind a toggle."""
+def _technical(details: str | None, lang: str) -> str:
+    """The technical text (English), if any, behind the "details" toggle."""
+    if not details:
+        return ""
     summary = f'<summary>{esc(label(lang, "details"))}</summary>'
-    more = f'<details class="error-details">{summary}{esc(public(details))}</details>' if details else ""
-    return f'<div class="chat-error"><b>{esc(label(lang, "error"))}:</b> {esc(message)}{more}</div>'
+    return f'<details class="error-details">{summary}{esc(public(details))}</details>'
+
+
+def error_html(message: str, details: str | None = None, *, lang: str) -> str:
+    """An error in the page's language; the technical text, if any, behind a toggle."""
+    prefix = f'<b>{esc(label(lang, "error"))}:</b>'
+    return f'<div class="chat-error">{prefix} {esc(message)}{_technical(details, lang)}</div>'
 
 
 def notice_html(message: str, ok: bool = True, details: str | None = None, *, lang: str = "en") -> str:
-    summary = f'<summary>{esc(label(lang, "details"))}</summary>'
-    more = f'<details class="error-details">{summary}{esc(public(details))}</details>' if details else ""
-    return f'<div class="{"chat-notice" if ok else "chat-error"}">{esc(public(message))}{more}</div>'
+    kind = "chat-notice" if ok else "chat-error"
+    return f'<div class="{kind}">{esc(public(message))}{_technical(details, lang)}</div>'
 
 
 def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICLES_SHOWN) -> str:
@@ -311,8 +317,7 @@ def articles_html(docs: Sequence[dict[str, Any]], lang: str, shown: int = ARTICL
         ]
         rows.append(f'<li><span class="src-title">{esc(d["title"])}</span> · {" · ".join(facts)}</li>')
     if len(docs) > shown:
-        more = f"{len(docs) - shown:,}".replace(",", "." if lang == "it" else ",")
-        rows.append(f'<li class="more">{esc(label(lang, "articles_more", n=more))}</li>')
+        rows.append(f'<li class="more">{esc(label(lang, "articles_more", n=number(lang, len(docs) - shown)))}</li>')
     return f'<div class="articles"><ul>{"".join(rows)}</ul></div>'
 
 

@@ -71,7 +71,7 @@ STAGE_TEXT = {
     "rewriting": "reading the conversation",
     "searching": "searching the articles",
     "translating": "translating the question to search in the articles' language",
-    "reading": "reading {passages} passages",
+    "reading": "reading {passages}",
     "writing": "writing the answer",
     "checking": "checking the citations",
 }
@@ -141,7 +141,8 @@ def erase_sequence(printed: str, columns: int) -> str:
 
 def stage_line(stage: Stage) -> str:
     """``… searching the articles (0.4s)``."""
-    return f"… {STAGE_TEXT.get(stage.name, stage.name).format(passages=stage.passages)} ({stage.elapsed:.1f}s)"
+    passages = f"{stage.passages} passage{'' if stage.passages == 1 else 's'}"
+    return f"… {STAGE_TEXT.get(stage.name, stage.name).format(passages=passages)} ({stage.elapsed:.1f}s)"
 
 
 class Progress:

@@ -43,13 +43,13 @@ $(VENV)/.llama: | $(VENV)/bin/python
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.llama
 	$(PY) -m pip install -q uv
-	$(UV) pip install --python $(PY) $(FIND_LINKS) -e ".[llamacpp,ui,eval]"
+	$(UV) pip install --python $(PY) $(FIND_LINKS) -e ".[llamacpp,ui,eval,milvus]"
 	touch $@
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(UV) pip install --python $(PY) $(FIND_LINKS) -e ".[llamacpp,ui,eval,test]"
+	$(UV) pip install --python $(PY) $(FIND_LINKS) -e ".[llamacpp,ui,eval,milvus,test]"
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	touch $@
 

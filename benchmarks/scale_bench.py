@@ -1,34 +1,42 @@
-"""Many articles: how adding, restarting and searching scale with the store's size.
+"""Many articles: how adding, restarting and searching scale with the store's size, per vector store.
 
 Uses DICE (``../shared/bench/dice``: 10,372 real Italian crime-news articles,
-CC BY-NC-SA, for benchmarks only; never shipped). In a temporary store and
-index (the project's ``docs_store/`` and ``index/`` are not touched) it times:
+CC BY-NC-SA, for benchmarks only; never shipped). For each store (``--backends
+faiss,milvus``; Milvus runs as Milvus Lite), in its own process and a temporary
+store and index (the project's ``docs_store/`` and ``index/`` are not touched), it times:
 
-- adding N articles to an empty store in one go (read, copy, chunk, embed, save);
+- adding N articles to an empty store in one go (read, copy, chunk, embed, save), with
+  the embedding's share apart: the passages are embedded once, by the first store's run,
+  and the next stores get the same vectors from a cache (their "embedding" is a lookup),
+  so the stores are compared on what is theirs;
 - a restart: a new assistant loading the store and index;
 - adding one more article to the full store (only its passages are embedded);
-- search latency and extractive-answer latency (retrieval, gate, citations; no
-  LLM, whose time does not depend on the store's size) at that size;
-- whether a search with a sentence of an article finds that article (top 5);
-- index size on disk and peak RAM. Prints a Markdown table.
+- search latency (the product's hybrid search) and the store's own part of it (the
+  nearest 100 passages to a question vector); extractive-answer latency (retrieval,
+  gate, citations; no LLM, whose time does not depend on the store's size);
+- whether a search with 8-14 words of one sentence of an article finds that article (top 5);
+- index size on disk and the process's peak RAM. Prints a Markdown table.
 
-    .venv/bin/python benchmarks/scale_bench.py [--articles 2000] [--queries 40]
+    .venv/bin/python benchmarks/scale_bench.py [--articles 10372] [--queries 200] [--backends faiss,milvus]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import platform
 import random
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DICE = REPO.parent / "shared" / "bench" / "dice" / "dice_articles.jsonl.gz"
@@ -72,19 +80,49 @@ def disk_mib(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--articles", type=int, default=2000, help="articles to add (DICE has 10,351 non-empty)")
-    ap.add_argument("--queries", type=int, default=40, help="searches and answers timed")
-    ap.add_argument("--corpus", type=Path, default=DICE)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    if not args.corpus.exists():
-        sys.exit(f"error: {args.corpus}: no such file (the DICE articles from ../shared/bench/dice)")
-    sys.path.insert(0, str(REPO))
+class CachedEncoder:
+    """The product's embedder, remembering each passage's vector in ``cache`` (a .npz) so the
+    next store's run gets the same vectors; times what the model itself spends."""
+
+    def __init__(self, inner: Any, cache: Path) -> None:
+        import numpy as np
+
+        self.inner, self.cache, self.np = inner, cache, np
+        self.dim, self.model_id = inner.dim, inner.model_id
+        self.vectors: dict[str, Any] = {}
+        if cache.exists():
+            data = np.load(cache)
+            self.vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        self.model_s = 0.0
+        self.embedded = 0
+
+    def encode_queries(self, texts: list[str]) -> Any:
+        return self.inner.encode_queries(texts)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> Any:
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        todo = [t for t, k in zip(texts, keys, strict=True) if k not in self.vectors]
+        if todo:
+            t = time.perf_counter()
+            new = self.inner.encode_passages(todo)
+            self.model_s += time.perf_counter() - t
+            self.embedded += len(todo)
+            self.vectors.update(zip([hashlib.sha1(t.encode()).hexdigest() for t in todo], new, strict=True))
+        return self.np.stack([self.vectors[k] for k in keys])
+
+    def save(self) -> None:
+        keys = list(self.vectors)
+        self.np.savez(self.cache, keys=self.np.asarray(keys), vectors=self.np.stack([self.vectors[k] for k in keys]))
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """One store's run (in its own process, so its peak RAM is its own)."""
+    import numpy as np
+
     from rag import Assistant
     from rag.config import Settings
     from rag.corpus.documents import document_id
+    from rag.search.embedding import load_embedder
 
     rows = load_articles(args.corpus, args.articles + 1, args.seed)
     extra, rows = rows[-1], rows[:-1]
@@ -92,19 +130,23 @@ def main() -> None:
         work = Path(tmp)
         write_articles(rows, work / "incoming")
         write_articles([extra], work / "extra")
-        settings = Settings(docs_dir=work / "docs_store", index_dir=work / "index")
-        assistant = Assistant(settings)
-        assistant.embedder.encode_queries(["warm-up"])  # model load is not part of adding
+        settings = Settings(docs_dir=work / "docs_store", index_dir=work / "index", index={"backend": args.one})
+        embedder = CachedEncoder(load_embedder(settings), args.vectors)
+        assistant = Assistant(settings, embedder=embedder)  # type: ignore[arg-type]
+        embedder.encode_queries(["warm-up"])  # model load is not part of adding
 
         t = time.perf_counter()
         report = assistant.ingest([work / "incoming"])
         add_all = time.perf_counter() - t
+        add_model_s, add_embedded = embedder.model_s, embedder.embedded
         chunks = len(assistant.retriever)
         if report.errors:
             print(f"{len(report.errors)} articles not added, e.g. {report.errors[0]}", file=sys.stderr)
+        embedder.save()
+        del assistant  # Milvus Lite serves one process; the restart below is this process again
 
         t = time.perf_counter()
-        restarted = Assistant(settings)
+        restarted = Assistant(settings, embedder=embedder)  # type: ignore[arg-type]
         sync = restarted.index(progress=False)
         restart = time.perf_counter() - t
         assert sync.action == "loaded", sync
@@ -115,8 +157,13 @@ def main() -> None:
 
         probes = probe_queries(rows, args.queries, args.seed)
         ids = {aid: document_id(text + "\n") for aid, text in rows}  # as written by write_articles
-        search_s, answer_s, found = [], [], 0
+        store = restarted.retriever.store  # type: ignore[attr-defined]
+        search_s, store_s, answer_s, found = [], [], [], 0
         for aid, query in probes:
+            qvec = embedder.encode_queries([query])
+            t = time.perf_counter()
+            store.search(np.asarray(qvec), 100)
+            store_s.append(time.perf_counter() - t)
             t = time.perf_counter()
             hits = restarted.search(query, k=5)
             search_s.append(time.perf_counter() - t)
@@ -124,23 +171,81 @@ def main() -> None:
             t = time.perf_counter()
             restarted.ask(query, backend="extractive")
             answer_s.append(time.perf_counter() - t)
-        index_mib = disk_mib(work / "index")
-        store_mib = disk_mib(work / "docs_store")
+        return {
+            "backend": args.one,
+            "articles": len(report.added),
+            "passages": chunks,
+            "add_all_s": add_all,
+            "add_model_s": add_model_s,
+            "add_embedded": add_embedded,
+            "restart_s": restart,
+            "add_one_s": add_one,
+            "search_ms": [1000 * x for x in search_s],
+            "store_ms": [1000 * x for x in store_s],
+            "answer_ms": [1000 * x for x in answer_s],
+            "found": found,
+            "probes": len(probes),
+            "index_mib": disk_mib(work / "index"),
+            "store_mib": disk_mib(work / "docs_store"),
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    n = len(report.added)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"store: {n:,} DICE articles ({store_mib:.1f} MiB), {chunks:,} passages; index {index_mib:.1f} MiB\n")
-    print("| step | time |")
-    print("|---|---|")
-    print(f"| add {n:,} articles to an empty store | {add_all:.0f} s ({n / add_all:.1f} articles/s, "
-          f"{chunks / add_all:.0f} passages/s) |")
-    print(f"| restart: load store and index | {restart:.1f} s |")
-    print(f"| add 1 article to the full store | {add_one:.1f} s |")
-    print(f"| search, p50 / p95 | {pct(search_s, .5) * 1000:.0f} / {pct(search_s, .95) * 1000:.0f} ms |")
-    print(f"| extractive answer, p50 / p95 | {pct(answer_s, .5) * 1000:.0f} / {pct(answer_s, .95) * 1000:.0f} ms |")
-    print(f"\narticle found in the top 5 by one of its sentences: {found}/{len(probes)}")
-    print(f"peak RAM: {peak:.0f} MiB")
+
+def table(results: list[dict[str, Any]]) -> str:
+    def ms(r: dict[str, Any], key: str) -> str:
+        return f"{pct(r[key], .5):.0f} / {pct(r[key], .95):.0f} ms"
+
+    lines = ["| step | " + " | ".join(r["backend"] for r in results) + " |", "|---|" + "---:|" * len(results)]
+
+    def row(name: str, cell: Any) -> None:
+        lines.append(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
+
+    row("articles / passages", lambda r: f"{r['articles']:,} / {r['passages']:,}")
+    row("add them to an empty store, all in", lambda r: f"{r['add_all_s']:.0f} s")
+    row("of which the embedding model", lambda r: f"{r['add_model_s']:.0f} s ({r['add_embedded']:,} passages"
+        + (f", {r['add_embedded'] / r['add_model_s']:.1f}/s)" if r["add_model_s"] else ", cached)"))
+    row("the rest (read, chunk, store, save)", lambda r: f"{r['add_all_s'] - r['add_model_s']:.0f} s")
+    row("restart: load store and index", lambda r: f"{r['restart_s']:.1f} s")
+    row("add 1 article to the full store", lambda r: f"{r['add_one_s']:.2f} s")
+    row("search, p50 / p95", lambda r: ms(r, "search_ms"))
+    row("of which the store (100 nearest), p50 / p95", lambda r: ms(r, "store_ms"))
+    row("extractive answer after it, p50 / p95", lambda r: ms(r, "answer_ms"))
+    row("article found in the top 5 by one of its sentences", lambda r: f"{r['found']}/{r['probes']}")
+    row("index on disk", lambda r: f"{r['index_mib']:.1f} MiB")
+    row("peak RAM of the process", lambda r: f"{r['peak_mib']:,.0f} MiB")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--articles", type=int, default=10_372, help="articles to add (all of DICE by default)")
+    ap.add_argument("--queries", type=int, default=200, help="searches and answers timed")
+    ap.add_argument("--backends", default="faiss,milvus", help="stores to compare, comma-separated")
+    ap.add_argument("--corpus", type=Path, default=DICE)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # a child's run: this store
+    ap.add_argument("--vectors", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        sys.exit(f"error: {args.corpus}: no such file (the DICE articles from ../shared/bench/dice)")
+    sys.path.insert(0, str(REPO))
+    if args.one:
+        args.out.write_text(json.dumps(run_one(args)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rag-scale-vectors-") as tmp:
+        for backend in args.backends.split(","):
+            out = Path(tmp) / f"{backend}.json"
+            cmd = [sys.executable, __file__, "--one", backend, "--vectors", str(Path(tmp) / "vectors.npz"),
+                   "--out", str(out), "--articles", str(args.articles), "--queries", str(args.queries),
+                   "--corpus", str(args.corpus), "--seed", str(args.seed)]
+            print(f"> {backend}", file=sys.stderr)
+            subprocess.run(cmd, check=True)
+            results.append(json.loads(out.read_text()))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{results[0]['store_mib']:.1f} MiB of article text\n")
+    print(table(results))
 
 
 if __name__ == "__main__":

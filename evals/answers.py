@@ -122,7 +122,7 @@ def hard_negative_totals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def without_paragraphs(chunks: Sequence[Chunk], vectors: np.ndarray, pids: set[str]) -> VectorStore:
     """A store of the chunks and vectors, less the chunks of the paragraphs ``pids``."""
     keep = [i for i, c in enumerate(chunks) if c.doc_id not in pids]
-    out = new_store(DEFAULT_STORE, vectors.shape[1])
+    out = new_store(DEFAULT_STORE, vectors.shape[1], Path("."))  # FAISS: in memory only
     out.add([chunks[i] for i in keep], vectors[keep])
     return out
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from rag.corpus.chunking import chunk_document, indexed_text
 from rag.errors import ModelNotFoundError, RagError
 from rag.search.embedding import Embedder, load_embedder
 from rag.search.retrieval import HybridRetriever
-from rag.search.stores import DEFAULT_STORE, VectorStore, new_store
+from rag.search.stores import VectorStore, new_store
 from rag.text.sentences import sentence_spans
 from rag.types import Chunk, Document
 
@@ -286,12 +287,16 @@ def build_index(
     text: Callable[[Chunk], str] = indexed_text,
     index_cfg: IndexSettings | None = None,
 ) -> EvalIndex:
-    """``index_cfg``: the store's search settings (e.g. ``RAG_INDEX__ANN_FROM=0`` measures the
-    approximate HNSW search against the exact one on the same questions)."""
+    """``index_cfg``: the store and its search settings (e.g. ``RAG_INDEX__ANN_FROM=0`` measures
+    the approximate HNSW search against the exact one on the same questions,
+    ``RAG_INDEX__BACKEND=milvus`` Milvus Lite against FAISS)."""
     t = time.perf_counter()
     texts = [text(c) for c in chunks]
     vectors = cached_encode(cache_dir, embedder, texts, queries=False, progress=progress)
-    store = new_store(DEFAULT_STORE, embedder.dim, index_cfg)
+    cfg = index_cfg or IndexSettings()
+    folder = cache_dir / f"store-{cfg.backend}"  # a store kept on disk (Milvus Lite) starts empty each run
+    shutil.rmtree(folder, ignore_errors=True)
+    store = new_store(cfg.backend, embedder.dim, folder, cfg)
     store.add(chunks, vectors)
     return EvalIndex(chunks, vectors, store, embedder, time.perf_counter() - t)
 

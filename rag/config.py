@@ -146,6 +146,15 @@ class IndexSettings(BaseModel):
     ann_m: int = Field(32, ge=4, le=128)
     ann_ef_search: int = Field(128, ge=8)
     ann_ef_construction: int = Field(80, ge=8)
+    # backend "milvus": a file path runs Milvus Lite in this process ("" = index/milvus.db; one
+    # process at a time), "http://host:19530" a Milvus server that processes and machines share.
+    milvus_uri: str = ""
+    milvus_token: SecretStr | None = None
+    # Each build is a collection named "<this>_<build id>"; the manifest names the current one.
+    milvus_collection: str = Field("rag_passages", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,180}$")
+    # FLAT is exact (as FAISS below ann_from); HNSW (ann_m, ann_ef_*) or AUTOINDEX for millions.
+    milvus_index: Literal["FLAT", "HNSW", "AUTOINDEX"] = "FLAT"
+    milvus_timeout_s: float = Field(30.0, gt=0)
 
 
 class LLMSettings(BaseModel):

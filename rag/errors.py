@@ -37,6 +37,10 @@ class IndexWriteError(RagError):
     """The index could not be saved (disk full, no permission); the articles are kept."""
 
 
+class StoreUnavailableError(RagError):
+    """The vector store cannot be opened now (a server down, Milvus Lite's file held by another process)."""
+
+
 class ModelNotFoundError(RagError):
     """A model file or folder is missing or fails verification."""
 

@@ -28,7 +28,7 @@ CHUNKS = "chunks.jsonl"
 class Store:
     """Passages and their vectors in one FAISS index; position i of the index is ``chunks[i]``."""
 
-    def __init__(self, dim: int, cfg: IndexSettings) -> None:
+    def __init__(self, dim: int, cfg: IndexSettings, folder: Path | None = None) -> None:
         self.dim = dim
         self.cfg = cfg
         self.index: faiss.Index = faiss.IndexFlatIP(dim)

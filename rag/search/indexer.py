@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ..config import Settings
 from ..corpus.chunking import CHUNKER_VERSION, chunk_document, indexed_text
 from ..corpus.documents import read_article, store_files
-from ..errors import DocumentError, IndexCorruptError
+from ..errors import DocumentError, IndexCorruptError, StoreUnavailableError
 from ..types import Chunk, Document
 from .embedding import Encoder
 from .stores import Manifest, VectorStore, load_store, new_store, read_manifest, write_manifest
@@ -197,7 +197,7 @@ def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
         if reason not in (None, "documents changed"):
             return None
         store = load_store(have.store, folder, have, settings.index)
-    except (IndexCorruptError, OSError):
+    except (IndexCorruptError, StoreUnavailableError, OSError):
         return None
     store.remove({c.doc_id for c in store.chunks} - {d.doc_id for d in docs})  # in memory only
     return store
@@ -238,7 +238,7 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
         # Never mixes vectors of two models (or two chunkings): said once, since it takes a while.
         log.warning("Rebuilding the index once: %s; %d articles to embed again.", reason, len(docs))
     if store is None:
-        store = new_store(settings.index.backend, embedder.dim, settings.index)
+        store = new_store(settings.index.backend, embedder.dim, folder, settings.index)
     else:  # same model and chunking: keep the vectors of unchanged documents
         store.remove({c.doc_id for c in store.chunks} - set(want.documents))
     indexed = {c.doc_id for c in store.chunks}

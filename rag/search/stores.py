@@ -29,8 +29,10 @@ MANIFEST = "manifest.json"
 
 
 class VectorStore(Protocol):
-    """What the indexer and the retriever need of a store (``Store(dim, cfg)``, ``Store.load(folder,
-    manifest, cfg)`` build one; ``store_names.STORES`` names them)."""
+    """What the indexer and the retriever need of a store (``Store(dim, cfg, folder)``,
+    ``Store.load(folder, manifest, cfg)`` build one; ``store_names.STORES`` names them).
+    Changes reach disk at ``save``; ``remove`` in a process that never saves changes only
+    what that process serves."""
 
     dim: int
     chunks: list[Chunk]
@@ -53,9 +55,9 @@ class VectorStore(Protocol):
         """Write the store and then ``manifest`` (with the files' checksums) into ``folder``."""
 
 
-def new_store(name: str, dim: int, cfg: IndexSettings | None = None) -> VectorStore:
-    """An empty store ``name`` (``cfg``: its search settings; defaults when None)."""
-    return import_module(STORE_MODULES[name]).Store(dim, cfg or IndexSettings())  # type: ignore[no-any-return]
+def new_store(name: str, dim: int, folder: Path, cfg: IndexSettings | None = None) -> VectorStore:
+    """An empty store ``name`` for the index folder ``folder`` (``cfg``: its settings; defaults when None)."""
+    return import_module(STORE_MODULES[name]).Store(dim, cfg or IndexSettings(), folder)  # type: ignore[no-any-return]
 
 
 def load_store(name: str, folder: Path, manifest: Manifest, cfg: IndexSettings | None = None) -> VectorStore:
@@ -77,6 +79,8 @@ class Manifest:
     # file name -> sha256 of what the store wrote
     checksums: dict[str, str] = field(default_factory=dict)
     store: str = DEFAULT_STORE
+    # A store kept outside the folder (Milvus): the collection holding this index.
+    collection: str = ""
     format: int = FORMAT_VERSION
 
     def stale_reason(self, other: Manifest) -> str | None:

@@ -29,7 +29,7 @@ from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, open_index, sync_index
 from .search.retrieval import HybridRetriever
-from .search.stores import MANIFEST, VectorStore
+from .search.stores import VectorStore, manifest_stamp
 from .types import Answer, Document, SearchHit, Stage
 
 # Folder of the index where the chat model's prompt states are saved (llm.prompt_cache_dir).
@@ -103,21 +103,28 @@ class Assistant:
             return self._sync(rebuild, progress)
 
     def _sync(self, rebuild: bool, progress: bool, wait: bool = True) -> SyncReport:
-        store, report = sync_index(self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait)
+        with self._lock:  # the index in hand, if still the saved one: updated without reading it again
+            served = self._retriever
+            current = (served.store, self._seen_manifest) if isinstance(served, HybridRetriever) else None
+        store, report = sync_index(
+            self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current
+        )
         self._serve(store, self._manifest_stamp())
         return report
 
     def _serve(self, store: VectorStore, stamp: int | None) -> None:
         """Answer from ``store`` from now on; ``stamp``: the manifest it was read from."""
-        retriever = HybridRetriever(store, self.embedder, self.settings.retrieval)
+        with self._lock:
+            previous = self._retriever if isinstance(self._retriever, HybridRetriever) else None
+        if previous is not None and previous.store is store:
+            retriever = previous  # nothing changed
+        else:  # the sentence vectors of passages already seen are kept
+            retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, carry=previous)
         with self._lock:
             self._retriever, self._seen_manifest = retriever, stamp
 
     def _manifest_stamp(self) -> int | None:
-        try:
-            return (self.settings.index_dir / MANIFEST).stat().st_mtime_ns
-        except OSError:
-            return None
+        return manifest_stamp(self.settings.index_dir)
 
     @property
     def retriever(self) -> Retriever:

@@ -19,7 +19,7 @@ from ..corpus.documents import read_article, store_files
 from ..errors import DocumentError, IndexCorruptError, StoreUnavailableError
 from ..types import Chunk, Document
 from .embedding import Encoder
-from .stores import Manifest, VectorStore, load_store, new_store, read_manifest, write_manifest
+from .stores import Manifest, VectorStore, load_store, manifest_stamp, new_store, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,14 @@ def sync_index(
     rebuild: bool = False,
     progress: bool = True,
     wait: bool = True,
+    current: tuple[VectorStore, int | None] | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it.
-    ``wait=False`` raises IndexBusy at once when another process is writing it."""
+    ``wait=False`` raises IndexBusy at once when another process is writing it. ``current``:
+    the store this process serves and the manifest stamp it was read at; when the index was
+    not saved since, a copy of it is updated instead of reading the index again."""
     with _folder_lock(settings.index_dir, wait):
-        return _sync(settings, embedder, rebuild, progress)
+        return _sync(settings, embedder, rebuild, progress, current)
 
 
 def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
@@ -203,7 +206,13 @@ def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
     return store
 
 
-def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) -> tuple[VectorStore, SyncReport]:
+def _sync(
+    settings: Settings,
+    embedder: Encoder,
+    rebuild: bool,
+    progress: bool,
+    current: tuple[VectorStore, int | None] | None = None,
+) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
     damaged: IndexCorruptError | None = None
@@ -218,10 +227,14 @@ def _sync(settings: Settings, embedder: Encoder, rebuild: bool, progress: bool) 
     if not rebuild and damaged is None:
         reason = "no index yet" if have is None else have.stale_reason(want)
         if have is not None and reason in (None, "documents changed"):
-            try:
-                store = load_store(have.store, folder, have, settings.index)
-            except IndexCorruptError as err:
-                damaged = err
+            if current is not None and current[1] is not None and current[1] == manifest_stamp(folder):
+                # Read under the lock: no other writer saved since this process read it.
+                store = current[0] if reason is None else current[0].snapshot()
+            else:
+                try:
+                    store = load_store(have.store, folder, have, settings.index)
+                except IndexCorruptError as err:
+                    damaged = err
     if not rebuild and damaged is not None:
         log.warning("%s; rebuilding", damaged)
         reason, store = f"index damaged: {damaged}", None

@@ -218,6 +218,14 @@ class Store:
         except KeyError as err:
             raise IndexCorruptError(f"Milvus collection {self.collection}: a passage lost its row.") from err
 
+    def snapshot(self) -> Store:
+        # The same collection: rows the copy adds are not this store's (search keeps to its own ids).
+        copy = Store.__new__(Store)
+        copy.dim, copy.cfg, copy.client, copy.collection = self.dim, self.cfg, self.client, self.collection
+        copy.chunks, copy._ids, copy._dropped = list(self.chunks), list(self._ids), set(self._dropped)
+        copy._reindex()
+        return copy
+
     def save(self, folder: Path, manifest: Manifest) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         dropped = sorted(self._dropped)

@@ -36,13 +36,20 @@ SENTENCE_CACHE_CHUNKS = 20_000
 class HybridRetriever:
     """Searches one VectorStore; BM25 is built over the same chunks when first needed."""
 
-    def __init__(self, store: VectorStore, embedder: Encoder, cfg: RetrievalSettings) -> None:
+    def __init__(
+        self, store: VectorStore, embedder: Encoder, cfg: RetrievalSettings, carry: HybridRetriever | None = None
+    ) -> None:
+        """``carry``: the retriever of the index before an update, whose sentence vectors (by
+        passage id, the same text) are kept."""
         self.store = store
         self.embedder = embedder
         self.cfg = cfg
         self._lock = threading.Lock()
         self._bm25_index: BM25Index | None = None
         self._sentences: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        if carry is not None and carry.embedder is embedder:
+            with carry._lock:
+                self._sentences = OrderedDict(carry._sentences)
         if cfg.mode != "dense":
             self._bm25()
 

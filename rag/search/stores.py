@@ -54,6 +54,9 @@ class VectorStore(Protocol):
     def save(self, folder: Path, manifest: Manifest) -> None:
         """Write the store and then ``manifest`` (with the files' checksums) into ``folder``."""
 
+    def snapshot(self) -> VectorStore:
+        """A copy to change (add, remove, save) while this one goes on serving searches."""
+
 
 def new_store(name: str, dim: int, folder: Path, cfg: IndexSettings | None = None) -> VectorStore:
     """An empty store ``name`` for the index folder ``folder`` (``cfg``: its settings; defaults when None)."""
@@ -113,6 +116,14 @@ def read_manifest(folder: Path) -> Manifest | None:
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     atomic_write(folder / MANIFEST, json.dumps(manifest.__dict__, indent=2).encode())
+
+
+def manifest_stamp(folder: Path) -> int | None:
+    """When the index in ``folder`` was last saved (None: never): a change means another writer."""
+    try:
+        return (folder / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -271,3 +271,88 @@ def test_milvus_lite_held_by_another_process_says_so(settings: Settings) -> None
         [sys.executable, "-c", code, str(cfg.index_dir)], capture_output=True, text=True, timeout=120, cwd=REPO
     )
     assert "another process has it open" in out.stdout and "index.milvus_uri" in out.stdout, out.stderr[-2000:]
+
+
+def test_faiss_appends_what_was_added_and_rewrites_after_a_removal(folder: Path) -> None:
+    from rag.search.faiss_store import CHUNKS, MAX_SEGMENTS, VECTORS
+
+    store = _new("faiss", folder)
+    chunks, vectors = _chunks(range(40)), _vectors(200)
+    store.add(chunks[:50], vectors[:50])
+    store.save(folder, _manifest(store, "faiss"))
+    base = (folder / VECTORS).stat().st_mtime_ns, (folder / CHUNKS).stat().st_mtime_ns
+    for d in range(10, 13):  # one article at a time, as `rag ingest` of one file does
+        store.add(chunks[5 * d : 5 * d + 5], vectors[5 * d : 5 * d + 5])
+        store.save(folder, _manifest(store, "faiss"))
+    assert ((folder / VECTORS).stat().st_mtime_ns, (folder / CHUNKS).stat().st_mtime_ns) == base
+    assert sorted(p.name for p in folder.glob("appended-*")) == [
+        f"appended-{n}.{ext}" for n in (1, 2, 3) for ext in ("jsonl", "npy")
+    ]
+    assert (folder / "appended-3.npy").stat().st_size < 5 * DIM * 4 + 200  # that article's vectors only
+    again = _load("faiss", folder)
+    assert again.chunks == store.chunks
+    np.testing.assert_allclose(again.vectors_at(list(range(65))), vectors[:65], atol=1e-6)
+
+    (folder / "appended-4.npy").write_bytes(b"a save killed before its manifest")  # not listed: ignored
+    assert len(_load("faiss", folder)) == 65
+
+    again.remove({"d0"})  # positions shift: the whole is written again, the segments folded in
+    again.save(folder, _manifest(again, "faiss"))
+    assert not list(folder.glob("appended-*")) and len(_load("faiss", folder)) == 60
+
+    for d in range(13, 13 + MAX_SEGMENTS + 1):
+        again.add(chunks[5 * d : 5 * d + 5], vectors[5 * d : 5 * d + 5])
+        again.save(folder, _manifest(again, "faiss"))
+    assert 0 < len(list(folder.glob("appended-*.npy"))) < MAX_SEGMENTS  # folded in once there were many
+    final = _load("faiss", folder)
+    assert [c.chunk_id for c in final.chunks] == [c.chunk_id for c in again.chunks]
+
+
+def test_faiss_a_damaged_segment_is_detected(folder: Path) -> None:
+    store = _new("faiss", folder)
+    store.add(_chunks(range(2)), _vectors(10))
+    store.save(folder, _manifest(store, "faiss"))
+    store.add(_chunks(range(2, 3)), _vectors(5, seed=4))
+    store.save(folder, _manifest(store, "faiss"))
+    path = folder / "appended-1.jsonl"
+    path.write_bytes(path.read_bytes().replace(b"testo", b"TESTO"))
+    with pytest.raises(IndexCorruptError):
+        _load("faiss", folder)
+
+
+@pytest.mark.parametrize("backend", STORES)
+def test_adding_an_article_updates_the_index_in_hand_not_a_copy_read_again(
+    settings: Settings, home: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.search.indexer as indexer
+    from rag import Assistant
+
+    cfg = _settings(settings, backend)
+    assistant = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    assistant.index(progress=False)
+    served = assistant.retriever
+    before = len(served)
+    reads: list[str] = []
+    real_load = indexer.load_store
+    monkeypatch.setattr(indexer, "load_store", lambda *a, **k: reads.append("read") or real_load(*a, **k))
+
+    report = assistant.ingest([_one_article(home, 1)], progress=False)
+    assert len(report.added) == 1 and reads == []  # the index in hand, updated
+    assert len(served) == before  # the retriever answering meanwhile kept its own copy
+    assert len(assistant.retriever) > before
+
+    Assistant(cfg, embedder=FakeEmbedder()).ingest(  # type: ignore[arg-type]  # another process writes
+        [_one_article(home, 7)], progress=False
+    )
+    assistant.ingest([_one_article(home, 8)], progress=False)
+    assert reads  # saved by another process since: read again, its article kept
+    fresh = _load(backend, cfg.index_dir)
+    in_hand = assistant.retriever.store.chunks  # type: ignore[attr-defined]
+    assert sorted(c.chunk_id for c in fresh.chunks) == sorted(c.chunk_id for c in in_hand)
+    assert len({c.doc_id for c in fresh.chunks}) == 4
+
+
+def _one_article(home: Path, i: int) -> Path:
+    path = home / f"extra-{i}.txt"
+    path.write_text(f"date 2024-02 Altra notizia {i}\n\nIl prefetto {i} ha chiuso la strada {i}.\n", encoding="utf-8")
+    return path

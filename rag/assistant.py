@@ -81,7 +81,8 @@ class Assistant:
         self._models = _Models()
         # When this process last read the index's manifest: another process (`rag ingest`,
         # `rag remove` beside the page) that rewrites it makes the next search reload it.
-        self._seen_manifest: int | None = None
+        self._seen_manifest: tuple[int, int] | None = None
+        self._generation: str | None = None
         if chat is not None:
             self._models.chats[self.settings.llm.backend] = as_backend(chat)
 
@@ -105,15 +106,18 @@ class Assistant:
     def _sync(self, rebuild: bool, progress: bool, wait: bool = True) -> SyncReport:
         with self._lock:  # the index in hand, if still the saved one: updated without reading it again
             served = self._retriever
-            current = (served.store, self._seen_manifest) if isinstance(served, HybridRetriever) else None
+            current = (served.store, self._generation) if isinstance(served, HybridRetriever) else None
+            self._generation = None  # until this sync succeeds (a failed one may leave rows behind)
         store, report = sync_index(
             self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current
         )
-        self._serve(store, self._manifest_stamp())
+        self._serve(store, report.stamp, report.generation)
         return report
 
-    def _serve(self, store: VectorStore, stamp: int | None) -> None:
-        """Answer from ``store`` from now on; ``stamp``: the manifest it was read from."""
+    def _serve(self, store: VectorStore, stamp: tuple[int, int] | None, generation: str | None = None) -> None:
+        """Answer from ``store`` from now on; ``stamp``: the manifest it was read from;
+        ``generation``: the saved index it is, when this process synced it (None: re-read it
+        before changing it)."""
         with self._lock:
             previous = self._retriever if isinstance(self._retriever, HybridRetriever) else None
         if previous is not None and previous.store is store:
@@ -121,9 +125,9 @@ class Assistant:
         else:  # the sentence vectors of passages already seen are kept
             retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, carry=previous)
         with self._lock:
-            self._retriever, self._seen_manifest = retriever, stamp
+            self._retriever, self._seen_manifest, self._generation = retriever, stamp, generation
 
-    def _manifest_stamp(self) -> int | None:
+    def _manifest_stamp(self) -> tuple[int, int] | None:
         return manifest_stamp(self.settings.index_dir)
 
     @property

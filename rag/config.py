@@ -281,6 +281,9 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         for name in ("docs_dir", "index_dir", "models_dir"):
             setattr(self, name, self.resolve(getattr(self, name)))
+        uri = self.index.milvus_uri
+        if uri and "://" not in uri:  # a Milvus Lite file, relative to home like the other paths
+            self.index.milvus_uri = str(self.resolve(Path(uri)))
         return self
 
     @model_validator(mode="after")

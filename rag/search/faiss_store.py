@@ -120,10 +120,10 @@ class Store:
         copy._on_disk, copy._saved = dict(self._on_disk), self._saved
         return copy
 
-    def save(self, folder: Path, manifest: Manifest) -> None:
+    def save(self, folder: Path, manifest: Manifest, final: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.chunk_count = len(self)
-        segments = sorted(int(m[1]) for name in self._on_disk if (m := SEGMENT.match(name)))
+        segments = sorted({int(m[1]) for name in self._on_disk if (m := SEGMENT.match(name))})
         new = len(self) - self._saved
         if self._saved >= 0 and len(segments) < MAX_SEGMENTS and new <= max(self._saved, 1):
             manifest.checksums = dict(self._on_disk)
@@ -145,6 +145,7 @@ class Store:
                 if SEGMENT.match(path.name):
                     path.unlink(missing_ok=True)
         self._on_disk, self._saved = dict(manifest.checksums), len(self)
+        self.converted = False
 
     @classmethod
     def load(cls, folder: Path, manifest: Manifest, cfg: IndexSettings) -> Store:
@@ -152,8 +153,8 @@ class Store:
             chunks = parse_chunks(read_checked(folder, CHUNKS, manifest))
             vectors = read_checked(folder, VECTORS, manifest)
             index = faiss.deserialize_index(np.frombuffer(vectors, dtype=np.uint8))
-            segments = sorted(int(m[1]) for name in manifest.checksums if (m := SEGMENT.match(name)))
-            for n in dict.fromkeys(segments):
+            segments = sorted({int(m[1]) for name in manifest.checksums if (m := SEGMENT.match(name))})
+            for n in segments:
                 added = np.load(io.BytesIO(read_checked(folder, f"appended-{n}.npy", manifest)), allow_pickle=False)
                 more = parse_chunks(read_checked(folder, f"appended-{n}.jsonl", manifest))
                 if len(added) != len(more) or added.ndim != 2 or added.shape[1] != index.d:

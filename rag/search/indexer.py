@@ -34,6 +34,10 @@ class SyncReport:
     chunks: int = 0
     embedded_chunks: int = 0
     skipped: list[str] = field(default_factory=list)
+    # The saved index's generation (manifest) this store is: a later sync may update it in place;
+    # and the manifest file's mark then, read under the lock (a later change = another writer).
+    generation: str | None = None
+    stamp: tuple[int, int] | None = None
 
 
 def indexed_manifest(settings: Settings) -> Manifest:
@@ -136,8 +140,8 @@ def add_documents(
                 started = time.monotonic()
                 checkpoint(done)
                 last_save = time.monotonic()
-                # Saving rewrites the whole index: as it grows, save less often (at most a tenth
-                # of the time goes to checkpoints).
+                # A save may rewrite the whole index (FAISS folds its segments in from time to
+                # time): as it grows, save less often (at most a tenth of the time goes to checkpoints).
                 period = max(settings.index.checkpoint_s, 10 * (last_save - started))
     return total
 
@@ -174,14 +178,16 @@ def sync_index(
     rebuild: bool = False,
     progress: bool = True,
     wait: bool = True,
-    current: tuple[VectorStore, int | None] | None = None,
+    current: tuple[VectorStore, str | None] | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it.
     ``wait=False`` raises IndexBusy at once when another process is writing it. ``current``:
-    the store this process serves and the manifest stamp it was read at; when the index was
-    not saved since, a copy of it is updated instead of reading the index again."""
+    the store this process serves and the generation it is (``SyncReport.generation``); when
+    the index was not saved since, a copy of it is updated instead of reading the index again."""
     with _folder_lock(settings.index_dir, wait):
-        return _sync(settings, embedder, rebuild, progress, current)
+        store, report = _sync(settings, embedder, rebuild, progress, current)
+        report.stamp = manifest_stamp(settings.index_dir)
+        return store, report
 
 
 def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
@@ -211,7 +217,7 @@ def _sync(
     embedder: Encoder,
     rebuild: bool,
     progress: bool,
-    current: tuple[VectorStore, int | None] | None = None,
+    current: tuple[VectorStore, str | None] | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
@@ -227,7 +233,7 @@ def _sync(
     if not rebuild and damaged is None:
         reason = "no index yet" if have is None else have.stale_reason(want)
         if have is not None and reason in (None, "documents changed"):
-            if current is not None and current[1] is not None and current[1] == manifest_stamp(folder):
+            if current is not None and current[1] and current[1] == have.generation:
                 # Read under the lock: no other writer saved since this process read it.
                 store = current[0] if reason is None else current[0].snapshot()
             else:
@@ -244,7 +250,7 @@ def _sync(
             write_manifest(folder, have)
         if getattr(store, "converted", False):  # exact <-> approximate (index.ann_from): kept so
             store.save(folder, have)  # the next start does not build the graph again
-        return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped)
+        return store, SyncReport("loaded", None, len(docs), len(store), 0, skipped, have.generation)
 
     action = "updated" if store is not None else "rebuilt"
     if store is None and have is not None and reason not in ("requested", None) and damaged is None:
@@ -264,10 +270,10 @@ def _sync(
             languages={k: v for k, v in want.languages.items() if k in done},
             checksums={},
         )
-        store.save(folder, partial)
+        store.save(folder, partial, final=False)
 
     embedded = add_documents(
         store, [d for d in docs if d.doc_id not in indexed], settings, embedder, progress, checkpoint
     )
     store.save(folder, want)
-    return store, SyncReport(action, reason, len(docs), len(store), embedded, skipped)
+    return store, SyncReport(action, reason, len(docs), len(store), embedded, skipped, want.generation)

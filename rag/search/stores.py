@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import import_module
@@ -51,8 +52,9 @@ class VectorStore(Protocol):
     def vectors_at(self, positions: Sequence[int]) -> np.ndarray:
         """The stored vectors of these passages (for exact scores of a few candidates)."""
 
-    def save(self, folder: Path, manifest: Manifest) -> None:
-        """Write the store and then ``manifest`` (with the files' checksums) into ``folder``."""
+    def save(self, folder: Path, manifest: Manifest, final: bool = True) -> None:
+        """Write the store and then ``manifest`` (with the files' checksums) into ``folder``;
+        ``final=False``: a checkpoint of a longer write (a replaced build is kept meanwhile)."""
 
     def snapshot(self) -> VectorStore:
         """A copy to change (add, remove, save) while this one goes on serving searches."""
@@ -82,8 +84,12 @@ class Manifest:
     # file name -> sha256 of what the store wrote
     checksums: dict[str, str] = field(default_factory=dict)
     store: str = DEFAULT_STORE
-    # A store kept outside the folder (Milvus): the collection holding this index.
+    # A store kept outside the folder (Milvus): the collection holding this index, and the
+    # ones it replaces (dropped once the build is complete).
     collection: str = ""
+    retired: list[str] = field(default_factory=list)
+    # New at every save: whether the index is still the one a process read (mtimes are coarse).
+    generation: str = ""
     format: int = FORMAT_VERSION
 
     def stale_reason(self, other: Manifest) -> str | None:
@@ -115,15 +121,18 @@ def read_manifest(folder: Path) -> Manifest | None:
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
+    manifest.generation = uuid.uuid4().hex
     atomic_write(folder / MANIFEST, json.dumps(manifest.__dict__, indent=2).encode())
 
 
-def manifest_stamp(folder: Path) -> int | None:
-    """When the index in ``folder`` was last saved (None: never): a change means another writer."""
+def manifest_stamp(folder: Path) -> tuple[int, int] | None:
+    """A cheap mark of the saved index (None: none): each save writes a new file, so another
+    inode or time means another save."""
     try:
-        return (folder / MANIFEST).stat().st_mtime_ns
+        st = (folder / MANIFEST).stat()
     except OSError:
         return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -300,10 +300,14 @@ def test_faiss_appends_what_was_added_and_rewrites_after_a_removal(folder: Path)
     again.save(folder, _manifest(again, "faiss"))
     assert not list(folder.glob("appended-*")) and len(_load("faiss", folder)) == 60
 
-    for d in range(13, 13 + MAX_SEGMENTS + 1):
+    for d in range(13, 13 + MAX_SEGMENTS):
         again.add(chunks[5 * d : 5 * d + 5], vectors[5 * d : 5 * d + 5])
         again.save(folder, _manifest(again, "faiss"))
-    assert 0 < len(list(folder.glob("appended-*.npy"))) < MAX_SEGMENTS  # folded in once there were many
+    assert len(list(folder.glob("appended-*.npy"))) == MAX_SEGMENTS
+    stamp = (folder / VECTORS).stat().st_mtime_ns
+    again.add(chunks[195:200], vectors[195:200])
+    again.save(folder, _manifest(again, "faiss"))  # one too many: folded into the whole
+    assert not list(folder.glob("appended-*")) and (folder / VECTORS).stat().st_mtime_ns != stamp
     final = _load("faiss", folder)
     assert [c.chunk_id for c in final.chunks] == [c.chunk_id for c in again.chunks]
 
@@ -356,3 +360,61 @@ def _one_article(home: Path, i: int) -> Path:
     path = home / f"extra-{i}.txt"
     path.write_text(f"date 2024-02 Altra notizia {i}\n\nIl prefetto {i} ha chiuso la strada {i}.\n", encoding="utf-8")
     return path
+
+
+def _rows(store: VectorStore) -> int:
+    found = store.client.query(store.collection, filter="", output_fields=["count(*)"])  # type: ignore[attr-defined]
+    return int(found[0]["count(*)"])
+
+
+def test_milvus_deletes_the_rows_of_removed_and_orphaned_articles(folder: Path) -> None:
+    store = _new("milvus", folder)
+    chunks, vectors = _chunks(range(4)), _vectors(20)
+    store.add(chunks[:15], vectors[:15])
+    store.save(folder, _manifest(store, "milvus"))
+    store.add(chunks[15:], vectors[15:])  # d3, then killed: rows the manifest does not list
+    assert _rows(store) == 20
+    resumed = _load("milvus", folder)
+    resumed.remove({"d0"})
+    resumed.save(folder, _manifest(resumed, "milvus"))
+    assert _rows(resumed) == 10 and len(_load("milvus", folder)) == 10
+
+
+def test_milvus_the_index_in_use_keeps_answering_while_a_copy_is_changed_and_saved(folder: Path) -> None:
+    served = _new("milvus", folder)
+    chunks, vectors = _chunks(range(4)), _vectors(20)
+    served.add(chunks, vectors)
+    served.save(folder, _manifest(served, "milvus"))
+    copy = served.snapshot()
+    copy.remove({"d1"})
+    copy.add(_chunks(range(4, 6)), _vectors(10, seed=5))
+    copy.save(folder, _manifest(copy, "milvus"))
+    queries = _vectors(3, seed=6)
+    _, positions = served.search(queries, 20)  # its own passages, the copy's new ones unseen; d1's gone
+    assert sorted(positions[0].tolist()) == [-1] * 5 + [0, 1, 2, 3, 4, *range(10, 20)]
+    got = served.vectors_at(list(range(20)))  # d1's rows are gone: they score nothing, no error
+    np.testing.assert_allclose(got[:5], vectors[:5], atol=1e-6)
+    assert not got[5:10].any()
+    assert len(_load("milvus", folder)) == 25
+
+
+def test_milvus_a_rebuild_drops_only_the_collection_it_replaced_once_complete(tmp_path: Path) -> None:
+    lite = tmp_path / "shared.db"  # one Milvus for two index folders, as a server is
+    cfg = IndexSettings(backend="milvus", milvus_uri=str(lite))
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = new_store("milvus", DIM, a, cfg)
+    first.add(_chunks(range(2)), _vectors(10))
+    first.save(a, _manifest(first, "milvus"))
+    other = new_store("milvus", DIM, b, cfg)  # another folder's index, same collection prefix
+    other.add(_chunks(range(1)), _vectors(5))
+    other.save(b, _manifest(other, "milvus"))
+    rebuilt = new_store("milvus", DIM, a, cfg)
+    rebuilt.add(_chunks(range(1)), _vectors(5, seed=7))
+    rebuilt.save(a, _manifest(rebuilt, "milvus"), final=False)  # a checkpoint: the old build stays
+    assert rebuilt.client.has_collection(first.collection)  # type: ignore[attr-defined]
+    rebuilt.add(_chunks(range(1, 3)), _vectors(10, seed=8))
+    rebuilt.save(a, _manifest(rebuilt, "milvus"))
+    client = rebuilt.client  # type: ignore[attr-defined]
+    assert not client.has_collection(first.collection) and client.has_collection(other.collection)
+    assert len(load_store("milvus", b, read_manifest(b), cfg)) == 5  # type: ignore[arg-type]
+    assert read_manifest(a).retired == []  # type: ignore[union-attr]

@@ -40,7 +40,8 @@ class HybridRetriever:
         self, store: VectorStore, embedder: Encoder, cfg: RetrievalSettings, carry: HybridRetriever | None = None
     ) -> None:
         """``carry``: the retriever of the index before an update, whose sentence vectors (by
-        passage id, the same text) are kept."""
+        passage id, the same text) are kept, and whose BM25 index is extended when passages
+        were only added."""
         self.store = store
         self.embedder = embedder
         self.cfg = cfg
@@ -50,8 +51,22 @@ class HybridRetriever:
         if carry is not None and carry.embedder is embedder:
             with carry._lock:
                 self._sentences = OrderedDict(carry._sentences)
+                self._bm25_index = self._grown(carry)
         if cfg.mode != "dense":
             self._bm25()
+
+    def _grown(self, carry: HybridRetriever) -> BM25Index | None:
+        """The BM25 index of ``carry``, extended with the passages added after its own (None when
+        the store changed otherwise: a removal shifts every position)."""
+        old, before, now = carry._bm25_index, carry.store.chunks, self.store.chunks
+        if old is None or carry.cfg != self.cfg or old.size != len(before) or len(now) < len(before):
+            return None
+        if any(a.chunk_id != b.chunk_id for a, b in zip(before, now, strict=False)):
+            return None
+        grown = old.copy()
+        added = now[len(before) :]
+        grown.extend([indexed_text(c) for c in added], [c.language for c in added])
+        return grown
 
     def _bm25(self) -> BM25Index:
         with self._lock:

@@ -340,10 +340,22 @@ def test_adding_an_article_updates_the_index_in_hand_not_a_copy_read_again(
     real_load = indexer.load_store
     monkeypatch.setattr(indexer, "load_store", lambda *a, **k: reads.append("read") or real_load(*a, **k))
 
+    from rag.search.lexical import BM25Index
+
+    builds: list[int] = []
+    real_init = BM25Index.__init__
+    monkeypatch.setattr(BM25Index, "__init__", lambda self, *a, **k: builds.append(1) or real_init(self, *a, **k))
     report = assistant.ingest([_one_article(home, 1)], progress=False)
-    assert len(report.added) == 1 and reads == []  # the index in hand, updated
+    assert len(report.added) == 1 and reads == [] and builds == []  # the index in hand, updated; BM25 too
     assert len(served) == before  # the retriever answering meanwhile kept its own copy
-    assert len(assistant.retriever) > before
+    grown = assistant.retriever
+    assert len(grown) > before and grown._bm25_index is not served._bm25_index  # type: ignore[attr-defined]
+    # Its BM25 index was extended, not rebuilt, and searches as one built in one go.
+    fresh = HybridRetriever(grown.store, FakeEmbedder(), cfg.retrieval)  # type: ignore[arg-type,attr-defined]
+    for query in ("il prefetto ha chiuso la strada", "Putin Kim accordo"):
+        assert [h.chunk.chunk_id for h in grown.search(query, k=5)] == [
+            h.chunk.chunk_id for h in fresh.search(query, k=5)
+        ]
 
     Assistant(cfg, embedder=FakeEmbedder()).ingest(  # type: ignore[arg-type]  # another process writes
         [_one_article(home, 7)], progress=False

@@ -1,0 +1,59 @@
+"""The BM25 index: Lucene's scores (as bm25s computes them), also after texts are added in place."""
+
+from __future__ import annotations
+
+import random
+
+import bm25s
+import numpy as np
+
+from rag.search.lexical import BM25Index, analyze
+
+WORDS = (
+    "accordo difesa Putin Kim Pyongyang Mosca trattato firmato sanzioni guerra Ucraina soldati "
+    "consiglio comunale sindaco bilancio approvato piazza cittadini prefetto strada chiusa treaty signed"
+).split()
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 30))) for _ in range(n)]
+
+
+def _reference(texts: list[str], query_terms: list[str], k1: float, b: float) -> np.ndarray:
+    corpus = [analyze(t, "it") or ["\u2205"] for t in texts]
+    ref = bm25s.BM25(k1=k1, b=b)
+    ref.index(corpus, show_progress=False)
+    vocab = {t for doc in corpus for t in doc}
+    known = [t for t in query_terms if t in vocab]
+    return np.asarray(ref.get_scores(known), dtype=np.float32) if known else np.zeros(len(texts), np.float32)
+
+
+def test_scores_are_lucene_bm25_as_bm25s_computes_them() -> None:
+    texts = _texts(300, seed=1)
+    index = BM25Index(texts, ["it"] * len(texts), k1=0.9, b=0.4)
+    for query in ("accordo firmato da Putin", "sindaco e bilancio", "Ucraina", "nulla di tutto ciò"):
+        got = index.scores(query, "it")
+        np.testing.assert_allclose(got.scores, _reference(texts, got.terms, 0.9, 0.4), rtol=1e-5, atol=1e-6)
+        assert got.ideal == sum(index.idf(t) for t in got.terms)
+
+
+def test_texts_added_in_place_score_as_an_index_built_in_one_go() -> None:
+    texts = _texts(400, seed=2)
+    grown = BM25Index(texts[:300], ["it"] * 300, k1=0.9, b=0.4)
+    for start in range(300, 400, 7):  # small additions (kept apart), then merged
+        grown.extend(texts[start : start + 7], ["it"] * len(texts[start : start + 7]))
+    whole = BM25Index(texts, ["it"] * 400, k1=0.9, b=0.4)
+    assert grown.size == whole.size == 400
+    for query in ("accordo firmato da Putin", "prefetto strada chiusa", "treaty signed"):
+        np.testing.assert_allclose(grown.scores(query).scores, whole.scores(query).scores, rtol=1e-6)
+        np.testing.assert_allclose(grown.scores(query).scores, _reference(texts, grown.scores(query).terms, 0.9, 0.4),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_an_empty_index_and_unknown_words_score_nothing() -> None:
+    empty = BM25Index([])
+    assert empty.scores("Putin").scores.shape == (0,)
+    index = BM25Index(["Putin a Pyongyang"], ["it"])
+    got = index.scores("carbonara")
+    assert not got.scores.any() and got.ideal > 0

@@ -235,6 +235,7 @@ def probe_milvus_bm25() -> None:
     from rag.search.lexical import BM25Index
 
     settings = load_settings()
+    configure(settings)
     corpus = load_corpus(load_eval_settings().corpus)
     questions = load_squad_questions(load_eval_settings().squad_questions, corpus)
     chunks = chunk_corpus(corpus, settings)

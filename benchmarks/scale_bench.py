@@ -168,6 +168,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         ids = {aid: document_id(text + "\n") for aid, text in rows}  # as written by write_articles
         store = restarted.retriever.store  # type: ignore[attr-defined]
         search_s, store_s, answer_s, found = [], [], [], 0
+        missed: list[dict[str, Any]] = []
         for aid, query in probes:
             qvec = embedder.encode_queries([query])
             t = time.perf_counter()
@@ -176,7 +177,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             t = time.perf_counter()
             hits = restarted.search(query, k=5)
             search_s.append(time.perf_counter() - t)
-            found += any(h.doc_id == ids[aid] for h in hits)
+            if any(h.doc_id == ids[aid] for h in hits):
+                found += 1
+            else:  # where its article is, if among the first 50
+                deeper = [h.doc_id for h in restarted.search(query, k=50)]
+                missed.append({"query": query, "rank": deeper.index(ids[aid]) + 1 if ids[aid] in deeper else None})
             t = time.perf_counter()
             restarted.ask(query, backend="extractive")
             answer_s.append(time.perf_counter() - t)
@@ -201,6 +206,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             "answer_ms": [1000 * x for x in answer_s],
             "found": found,
             "probes": len(probes),
+            "missed": missed,
             "index_mib": disk_mib(work / "index"),
             "store_mib": disk_mib(work / "docs_store"),
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -272,6 +278,11 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"{results[0]['store_mib']:.1f} MiB of article text\n")
     print(table(results))
+    for r in results:
+        ranks = [m["rank"] for m in r["missed"]]
+        print(f"\n{r['backend']}: articles not in the top 5, at rank (None: not in the top 50): {ranks}")
+        for m in r["missed"][:5]:
+            print(f"  «{m['query']}»")
 
 
 if __name__ == "__main__":

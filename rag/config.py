@@ -99,7 +99,7 @@ class RetrievalSettings(BaseModel):
     bm25_weight: float = Field(0.4, ge=0)
     fetch_k: int = Field(30, ge=1)  # rrf only
     rrf_k: int = Field(60, ge=1)  # rrf only
-    # BM25 term-frequency saturation and length normalisation (bm25s).
+    # BM25 term-frequency saturation and length normalisation (Lucene BM25, rag/search/lexical.py).
     bm25_k1: float = Field(0.9, gt=0)
     bm25_b: float = Field(0.4, ge=0, le=1)
     # Score fusion: passages scored in full are the vector store's best dense_candidates

@@ -116,24 +116,25 @@ class BM25Index:
     def extend(self, texts: list[str], languages: Sequence[str | None] | None = None) -> None:
         """Add texts (their positions follow the ones already indexed)."""
         known = languages or [None] * len(texts)
-        rows: list[int] = []
+        vocab = self._vocab
         terms: list[int] = []
         tfs: list[int] = []
-        lengths = []
-        for i, (text, lang) in enumerate(zip(texts, known, strict=True)):
+        distinct, lengths = [], []
+        for text, lang in zip(texts, known, strict=True):
             lang = lang or detect_language(text)
-            counts = Counter(analyze(text, lang if lang in ANALYZED else "it") or ["\u2205"])
-            lengths.append(sum(counts.values()))
-            for term, tf in counts.items():
-                rows.append(self.size + i)
-                terms.append(self._vocab.setdefault(term, len(self._vocab)))
-                tfs.append(tf)
+            tokens = analyze(text, lang if lang in ANALYZED else "it") or ["\u2205"]
+            counts = Counter(tokens)
+            terms.extend([vocab.setdefault(t, len(vocab)) for t in counts])
+            tfs.extend(counts.values())
+            distinct.append(len(counts))
+            lengths.append(len(tokens))
+        rows = np.repeat(np.arange(self.size, self.size + len(texts), dtype=np.int64), distinct)
         term_ids = np.asarray(terms, dtype=np.int64)
         self._df = np.concatenate([self._df, np.zeros(len(self._vocab) - len(self._df), np.int64)])
         np.add.at(self._df, term_ids, 1)
         self._lengths = np.concatenate([self._lengths, np.asarray(lengths, np.float64)])
         self.size += len(texts)
-        self._added.append((np.asarray(rows, np.int64), term_ids, np.asarray(tfs, np.float32)))
+        self._added.append((rows, term_ids, np.asarray(tfs, np.float32)))
         self._added_count += len(rows)
         if self._added_count > self._postings.nnz // 10:
             self._merge()

@@ -106,13 +106,13 @@ class CachedEncoder:
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> Any:
         keys = [self.key(t) for t in texts]
-        todo = [t for t, k in zip(texts, keys, strict=True) if k not in self.vectors]
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.vectors}
         if todo:
             t = time.perf_counter()
-            new = self.inner.encode_passages(todo)
+            new = self.inner.encode_passages(list(todo.values()))
             self.model_s += time.perf_counter() - t
             self.embedded += len(todo)
-            self.vectors.update(zip([self.key(t) for t in todo], new, strict=True))
+            self.vectors.update(zip(todo, new, strict=True))
         return self.np.stack([self.vectors[k] for k in keys])
 
     def save(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import faiss
@@ -32,6 +32,11 @@ SEGMENT = re.compile(r"^appended-(\d+)\.(npy|jsonl)$")
 # Segments kept before the next save rewrites the whole: each costs a file read at load,
 # and a large one saves little over a rewrite.
 MAX_SEGMENTS = 16
+
+
+def _segments(names: Iterable[str]) -> list[int]:
+    """The numbers of the appended segments among these file names, in order."""
+    return sorted({int(m[1]) for name in names if (m := SEGMENT.match(name))})
 
 
 class Store:
@@ -123,7 +128,7 @@ class Store:
     def save(self, folder: Path, manifest: Manifest, final: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         manifest.chunk_count = len(self)
-        segments = sorted({int(m[1]) for name in self._on_disk if (m := SEGMENT.match(name))})
+        segments = _segments(self._on_disk)
         new = len(self) - self._saved
         if self._saved >= 0 and len(segments) < MAX_SEGMENTS and new <= max(self._saved, 1):
             manifest.checksums = dict(self._on_disk)
@@ -153,8 +158,7 @@ class Store:
             chunks = parse_chunks(read_checked(folder, CHUNKS, manifest))
             vectors = read_checked(folder, VECTORS, manifest)
             index = faiss.deserialize_index(np.frombuffer(vectors, dtype=np.uint8))
-            segments = sorted({int(m[1]) for name in manifest.checksums if (m := SEGMENT.match(name))})
-            for n in segments:
+            for n in _segments(manifest.checksums):
                 added = np.load(io.BytesIO(read_checked(folder, f"appended-{n}.npy", manifest)), allow_pickle=False)
                 more = parse_chunks(read_checked(folder, f"appended-{n}.jsonl", manifest))
                 if len(added) != len(more) or added.ndim != 2 or added.shape[1] != index.d:

@@ -158,7 +158,9 @@ class BM25Index:
     def idf(self, term: str) -> float:
         """Lucene's IDF; a term no text has gets the value of df = 0."""
         t = self._vocab.get(term)
-        df = int(self._df[t]) if t is not None else 0
+        return self._idf(int(self._df[t]) if t is not None else 0)
+
+    def _idf(self, df: int) -> float:
         return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
 
     @staticmethod
@@ -176,10 +178,12 @@ class BM25Index:
             norm = self.k1 * ((1 - self.b) + self.b * self._lengths / self._lengths.mean())
             total = np.zeros(self.size, dtype=np.float64)
             for t in ids:
-                idf = math.log(1 + (self.size - self._df[t] + 0.5) / (self._df[t] + 0.5))
+                idf = self._idf(int(self._df[t]))
                 start, end = self._postings.indptr[t : t + 2] if t < self._postings.shape[1] else (0, 0)
                 parts = [(self._postings.indices[start:end], self._postings.data[start:end])]
-                parts += [(r[terms_ == t], f[terms_ == t]) for r, terms_, f in self._added]
+                for rows, added_terms, added_tf in self._added:
+                    mine = added_terms == t
+                    parts.append((rows[mine], added_tf[mine]))
                 for rows, tf in parts:
                     total[rows] += idf * tf / (tf + norm[rows])
             scores = total.astype(np.float32)

@@ -20,7 +20,7 @@ from .answer.followup import History
 from .answer.pipeline import AnswerPipeline, Retriever, validate_query
 from .config import Settings, load_settings, passage_count
 from .corpus.chunking import chunk_document
-from .corpus.documents import decode_article, document_id
+from .corpus.documents import DocumentCache, decode_article, document_id
 from .corpus.ingest import IngestReport, ingest_paths, remove_documents
 from .corpus.screening import find_instructions
 from .errors import ConfigError, DocumentError, RagError
@@ -83,6 +83,8 @@ class Assistant:
         # `rag remove` beside the page) that rewrites it makes the next search reload it.
         self._seen_manifest: tuple[int, int] | None = None
         self._generation: str | None = None
+        # The store's articles as last read: a sync or ingest reads only files that changed.
+        self._documents = DocumentCache()
         if chat is not None:
             self._models.chats[self.settings.llm.backend] = as_backend(chat)
 
@@ -109,7 +111,8 @@ class Assistant:
             current = (served.store, self._generation) if isinstance(served, HybridRetriever) else None
             self._generation = None  # until this sync succeeds (a failed one may leave rows behind)
         store, report = sync_index(
-            self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current
+            self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current,
+            documents=self._documents,
         )
         self._serve(store, report.stamp, report.generation)
         return report
@@ -161,7 +164,7 @@ class Assistant:
     def _reopen(self) -> bool:
         """The index as another process last saved it (``open_index``); False when unusable."""
         stamp = self._manifest_stamp()  # before reading: a later save is seen at the next question
-        store = open_index(self.settings, self.embedder)
+        store = open_index(self.settings, self.embedder, self._documents)
         if store is None:
             return False
         self._serve(store, stamp)
@@ -204,6 +207,8 @@ class Assistant:
         shared = self._retriever if same_folders else None
         other = Assistant(settings, embedder=self._embedder, retriever=retriever or shared)
         other._models = self._models  # a model loaded by either serves both
+        if same_folders:
+            other._documents = self._documents
         return other
 
     def close(self) -> None:
@@ -227,7 +232,7 @@ class Assistant:
         loaded" must mean searchable. ``progress``: bars on stderr for long work.
         """
         with self._write_lock:
-            known = {d.doc_id for d in load_documents(self.settings)[0]}
+            known = {d.doc_id for d in self._load_documents()}
             report = ingest_paths(
                 [Path(p) for p in paths], self.settings.docs_dir, known, self.settings.max_document_bytes, self._vet,
                 progress,
@@ -242,7 +247,7 @@ class Assistant:
         Raises DocumentError naming any id that matches no article (nothing is removed then).
         """
         with self._write_lock:
-            docs, _ = load_documents(self.settings)
+            docs = self._load_documents()
             chosen: set[str] = set()
             for wanted in doc_ids:
                 matches = {d.doc_id for d in docs if d.doc_id.startswith(wanted.strip())} if wanted.strip() else set()
@@ -274,6 +279,9 @@ class Assistant:
                 code="too_many_passages", name=Path(doc.source).name, passages=passages, limit=cfg.max_passages,
             )
 
+    def _load_documents(self) -> list[Document]:
+        return load_documents(self.settings, cache=self._documents)[0]
+
     def _indexed_ids(self) -> set[str]:
         """The articles in the index: this process's, or as the saved index lists them (read
         without loading any model)."""
@@ -284,7 +292,7 @@ class Assistant:
     def documents(self) -> list[dict[str, Any]]:
         """Title, date, language and passage count of every indexed article."""
         counts = self.retriever.passage_counts()
-        docs, _ = load_documents(self.settings)
+        docs = self._load_documents()
         return [
             {
                 "doc_id": d.doc_id,
@@ -307,7 +315,7 @@ class Assistant:
                     return text
             except (OSError, DocumentError):
                 pass
-        for d in load_documents(self.settings)[0]:
+        for d in self._load_documents():
             if d.doc_id == doc_id:
                 return d.text
         raise KeyError(doc_id)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..config import Settings
 from ..corpus.chunking import CHUNKER_VERSION, chunk_document, indexed_text
-from ..corpus.documents import read_article, store_files
+from ..corpus.documents import DocumentCache, read_article, store_files
 from ..errors import DocumentError, IndexCorruptError, StoreUnavailableError
 from ..types import Chunk, Document
 from .embedding import Encoder
@@ -54,15 +54,22 @@ def _empty_manifest() -> Manifest:
     return Manifest(embedding_model="", dim=0, chunking={})
 
 
-def load_documents(settings: Settings, manifest: Manifest | None = None) -> tuple[list[Document], list[str]]:
+def load_documents(
+    settings: Settings, manifest: Manifest | None = None, cache: DocumentCache | None = None
+) -> tuple[list[Document], list[str]]:
     """All readable articles of the store, deduplicated by content id; languages come
-    from ``manifest`` (read from the index when not given) where it knows them."""
+    from ``manifest`` (read from the index when not given) where it knows them. With a
+    ``cache``, files unchanged since it last read them are not read again."""
     docs: dict[str, Document] = {}
     skipped: list[str] = []
     known = (manifest or indexed_manifest(settings)).languages
-    for path in store_files(settings.docs_dir):
+    files = store_files(settings.docs_dir)
+    read = cache.read if cache is not None else read_article
+    if cache is not None:
+        cache.keep_only(files)
+    for path in files:
         try:
-            doc = read_article(path, settings.max_document_bytes, known)
+            doc = read(path, settings.max_document_bytes, known)
         except DocumentError as err:  # a file put there by hand; the rest still works
             skipped.append(str(err))
             log.warning("skipping %s", err)
@@ -179,18 +186,20 @@ def sync_index(
     progress: bool = True,
     wait: bool = True,
     current: tuple[VectorStore, str | None] | None = None,
+    documents: DocumentCache | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it.
     ``wait=False`` raises IndexBusy at once when another process is writing it. ``current``:
     the store this process serves and the generation it is (``SyncReport.generation``); when
-    the index was not saved since, a copy of it is updated instead of reading the index again."""
+    the index was not saved since, a copy of it is updated instead of reading the index again.
+    ``documents``: the articles read before (only changed files are read again)."""
     with _folder_lock(settings.index_dir, wait):
-        store, report = _sync(settings, embedder, rebuild, progress, current)
+        store, report = _sync(settings, embedder, rebuild, progress, current, documents)
         report.stamp = manifest_stamp(settings.index_dir)
         return store, report
 
 
-def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
+def open_index(settings: Settings, embedder: Encoder, documents: DocumentCache | None = None) -> VectorStore | None:
     """The index as last saved, opened without the write lock and without embedding anything
     (for a process that serves questions while another one writes): articles removed from
     the store since are left out, articles not embedded yet are not searchable until the
@@ -201,7 +210,7 @@ def open_index(settings: Settings, embedder: Encoder) -> VectorStore | None:
         have = read_manifest(folder)
         if have is None:
             return None
-        docs, _ = load_documents(settings, have)
+        docs, _ = load_documents(settings, have, documents)
         reason = have.stale_reason(expected_manifest(settings, embedder, docs))
         if reason not in (None, "documents changed"):
             return None
@@ -218,6 +227,7 @@ def _sync(
     rebuild: bool,
     progress: bool,
     current: tuple[VectorStore, str | None] | None = None,
+    documents: DocumentCache | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
@@ -226,7 +236,7 @@ def _sync(
         have = read_manifest(folder)
     except IndexCorruptError as err:
         damaged = err
-    docs, skipped = load_documents(settings, have or _empty_manifest())
+    docs, skipped = load_documents(settings, have or _empty_manifest(), documents)
     want = expected_manifest(settings, embedder, docs)
     store: VectorStore | None = None
     reason: str | None = "requested" if rebuild else None

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus.documents import decode_article, document_id, parse_article, read_article, split_sections
+from rag.corpus.documents import (
+    DocumentCache,
+    decode_article,
+    document_id,
+    parse_article,
+    read_article,
+    split_sections,
+)
 from rag.errors import DocumentError
 from tests.conftest import SEED
 
@@ -104,3 +111,40 @@ def test_utf16_file_gets_its_own_message(tmp_path: Path) -> None:
     p.write_bytes("Vertice a Pyongyang.\nTesto.".encode("utf-16"))
     with pytest.raises(DocumentError, match="UTF-16; save it as UTF-8"):
         read_article(p, 10**6)
+
+
+def test_document_cache_reads_a_file_again_only_when_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import rag.corpus.documents as documents
+
+    path = tmp_path / "a.txt"
+    path.write_text("Primo articolo di prova, abbastanza lungo.", encoding="utf-8")
+    reads: list[Path] = []
+    real = documents.read_article
+
+    def counting(p: Path, *args: object) -> object:
+        reads.append(p)
+        return real(p, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(documents, "read_article", counting)
+    cache = DocumentCache()
+    first = cache.read(path, 10_000)
+    assert cache.read(path, 10_000) is first and len(reads) == 1
+    # The index's recorded language wins over the one detected at the first read.
+    assert cache.read(path, 10_000, {first.doc_id: "en"}).language == "en" and len(reads) == 1
+    path.write_text("Secondo articolo, un altro testo.", encoding="utf-8")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later time, whatever the clock's grain
+    second = cache.read(path, 10_000)
+    assert second.doc_id != first.doc_id and len(reads) == 2
+    # Over a smaller limit it is read again, for its error.
+    with pytest.raises(DocumentError, match="limit"):
+        cache.read(path, 5)
+    cache.keep_only([])
+    assert len(cache) == 0
+    path.unlink()
+    with pytest.raises(DocumentError, match="no such file"):
+        cache.read(path, 10_000)

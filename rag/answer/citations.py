@@ -30,8 +30,8 @@ import numpy as np
 
 from ..search.embedding import Encoder
 from ..search.lexical import analyze
-from ..text.names import missing_months, missing_names
-from ..text.sentences import sentence_spans
+from ..text.names import grounded_names, missing_months, missing_names
+from ..text.sentences import join_spaced_numbers, sentence_spans
 from ..types import Citation, SearchHit
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
@@ -49,6 +49,7 @@ BETTER_SOURCE_MARGIN = 0.05
 WEAKER_SOURCE_MARGIN = 0.10
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _THOUSANDS = re.compile(r"[.,](?=\d{3}(?!\d))")
+_CLOCK = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])")
 # Claims with at most this many content words are ranked with the question in front.
 SHORT_CLAIM_TERMS = 4
 
@@ -110,7 +111,9 @@ def _scaled(number: str, word: str) -> str:
 
 def _number_values(text: str) -> list[str]:
     """The value of each number of ``text`` (``_number_value``), scaled by a scale word
-    after it ("150mila" is 150000)."""
+    after it ("150mila" is 150000). "4. 500" is 4500 and "17:30" is "17.30", as the
+    Italian text writes a time."""
+    text = _CLOCK.sub(r"\1.\2", join_spaced_numbers(text))
     values = []
     for m in _NUMBER.finditer(text):
         value = _number_value(m.group())
@@ -192,12 +195,14 @@ class SupportChecker:
         only: list[int] | None = None,
         ranked_as: str | None = None,
         words_in: str | None = None,
+        known_names: frozenset[str] = frozenset(),
     ) -> Support | None:
         """Best supporting sentence among hits ``only`` (all when None), if supported.
 
         Support is judged on ``claim``; supporting sentences are ranked by how well
         they match ``ranked_as`` (the claim with its question, for short claims).
-        Sentences of passages in language ``words_in`` support it only lexically.
+        Sentences of passages in language ``words_in`` support it only lexically. Names in
+        ``known_names`` (the question's, found in the passages) need not be in the passage.
         """
         sims = self.claim_scores(claim)
         ranked = None if ranked_as is None else self.claim_scores(ranked_as)
@@ -216,7 +221,7 @@ class SupportChecker:
             # words they share ("Mario Draghi ha firmato l'accordo" against "Putin ha firmato…").
             # The passage, not the sentence: a sentence may name its subject by a pronoun.
             passage = self.hits[hit].text
-            if missing_names(claim, passage) or missing_months(claim, passage):
+            if missing_names(claim, passage) - known_names or missing_months(claim, passage):
                 continue
             if ranked_as is not None and ranked is not None:
                 sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)
@@ -234,14 +239,15 @@ def verify_claims(
     ``question`` and ``language`` (the answer's) enable the short-claim rules above.
     """
     n = len(checker.hits)
+    known = grounded_names(question, [h.text for h in checker.hits]) if question else frozenset()
     kept: list[tuple[str, list[Support]]] = []
     for claim in claims:
         short = len(set(analyze(claim.text))) <= SHORT_CLAIM_TERMS
         ranked_as = f"{question} {claim.text}" if short and question else None
         words_in = language if short else None
         valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
-        supports = [s for c in valid if (s := checker.best(claim.text, [c], ranked_as, words_in)) is not None]
-        best = checker.best(claim.text, None, ranked_as, words_in)
+        supports = [s for c in valid if (s := checker.best(claim.text, [c], ranked_as, words_in, known)) is not None]
+        best = checker.best(claim.text, None, ranked_as, words_in, known)
         # No valid citation: re-cite. A clearly better source: cite it first.
         if (
             best is not None

@@ -16,6 +16,7 @@ from ..config import LLMSettings
 from ..errors import BackendError
 from ..llm import ChatBackend
 from ..text.language import LANGUAGE_NAMES, written_in
+from ..text.sentences import join_spaced_numbers
 from ..types import SearchHit
 from .citations import Support, SupportChecker, parse_claims, verify_claims
 from .prompts import ANSWER_SYSTEM, ANSWER_USER, LANGUAGE_RETRY, NO_ANSWER, PASSAGE_TEMPLATE
@@ -54,8 +55,11 @@ _BRACKET_NUMBER = re.compile(r"\[(\d{1,3})\]")
 
 def quoted(text: str) -> str:
     """Article text as the prompt quotes it: no "[n]" the model could take for a passage
-    number, no guillemet that could close the quotation early."""
-    return _BRACKET_NUMBER.sub(r"(\1)", text).replace("«", '"').replace("»", '"')
+    number, no guillemet that could close the quotation early, and "4. 500 euro" as
+    "4.500 euro" (the citation grammar ends a sentence at ". ", so the model could not
+    copy the amount)."""
+    text = join_spaced_numbers(_BRACKET_NUMBER.sub(r"(\1)", text))
+    return text.replace("«", '"').replace("»", '"')
 
 
 def format_passage(number: int, hit: SearchHit) -> str:

@@ -165,3 +165,17 @@ def missing_names(claim: str, passage: str) -> set[str]:
         return any(_same(alias, w) for alias in _EQUIVALENTS.get(word, {word}) for w in have)
 
     return {phrase[-1] for phrase in name_phrases(claim) if not present(phrase[-1])}
+
+
+def grounded_names(question: str, passages: list[str]) -> frozenset[str]:
+    """Names of ``question`` (as :func:`missing_names` gives them) that some passage contains.
+    An answer repeating them invents nothing, though the sentence it cites may name the place
+    or person only by context ("il bar di Solignano", asked; "il titolare … ha messo in fuga i
+    ladri", cited)."""
+    asked = {phrase[-1] for phrase in name_phrases(question)}
+    absent = set(asked)
+    for passage in passages:
+        absent &= missing_names(question, passage)
+        if not absent:
+            break
+    return frozenset(asked - absent)

@@ -57,7 +57,12 @@ class _Checker:
         self.scores = scores
 
     def best(
-        self, claim: str, only: list[int] | None = None, ranked_as: str | None = None, words_in: str | None = None
+        self,
+        claim: str,
+        only: list[int] | None = None,
+        ranked_as: str | None = None,
+        words_in: str | None = None,
+        known_names: frozenset[str] = frozenset(),
     ) -> Support | None:
         pool = [i for i in (range(len(self.scores)) if only is None else only) if self.scores[i] is not None]
         if not pool:
@@ -119,6 +124,16 @@ def test_numbers_match_across_scale_words() -> None:
     assert numbers_match("Debts of 1.2 billion.", "Debiti per 1,2 mld.")
 
 
+def test_numbers_match_spaced_amounts_and_clock_times() -> None:
+    from rag.answer.citations import numbers_match
+
+    assert numbers_match("They were worth 4,500 euros.", "schede telefoniche per 4. 500 euro di valore")
+    assert numbers_match("Alle 17.30.", "intorno alle 17. 30 presso l'autofficina")
+    assert numbers_match("At about 17:30.", "intorno alle 17. 30 presso l'autofficina")
+    assert not numbers_match("At about 5:30.", "intorno alle 17. 30 presso l'autofficina")
+    assert not numbers_match("Worth 500 euros.", "per 4. 500 euro di valore")
+
+
 def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:
     from rag.answer.citations import render
 
@@ -130,3 +145,10 @@ def test_quote_spans_every_sentence_the_answer_cites_in_a_passage() -> None:
     assert answer == "Putin signed the pact [1]. Kim offered support [1]."
     assert len(citations) == 1 and citations[0].quote == text[first[0] : last[1]]
     assert (citations[0].start, citations[0].end) == (100 + first[0], 100 + last[1])
+
+
+def test_prompt_quotes_spaced_numbers_joined() -> None:
+    """The grammar ends a sentence at ". ": the prompt shows "4.500", which the model can copy."""
+    from rag.answer.generation import quoted
+
+    assert quoted("rubati per 4. 500 euro [3] «ieri»") == 'rubati per 4.500 euro (3) "ieri"'

@@ -301,6 +301,18 @@ def test_a_name_the_cited_passage_never_mentions_is_unsupported(tmp_path: Path, 
     assert not a.answerable and a.refusal_reason == UNVERIFIED and "Draghi" not in a.text
 
 
+def test_a_name_from_the_question_found_in_the_article_may_be_repeated(tmp_path: Path) -> None:
+    # "Pyongyang" is in the question and in another passage, not in the one cited: the answer
+    # invents nothing by repeating it (it was refused as unsupported).
+    reply = "Kim ha offerto a Pyongyang il suo pieno sostegno all'intervento russo in Ucraina [2]."
+    a = fake_assistant(tmp_path, ScriptedChat(reply)).ask("Che cosa ha offerto Kim a Pyongyang?")
+    assert a.answerable and a.citations[0].quote.startswith("Kim ha offerto")
+    # A name the question brings and no passage has is still refused.
+    reply = "Kim ha offerto a Bruxelles il suo pieno sostegno all'intervento russo in Ucraina [2]."
+    a = fake_assistant(tmp_path, ScriptedChat(reply)).ask("Che cosa ha offerto Kim a Bruxelles?")
+    assert not a.answerable
+
+
 def test_warm_up_reads_each_languages_prompt_start_when_the_model_keeps_it(tmp_path: Path) -> None:
     chat = ScriptedChat("x", "x", "Putin signed the mutual defence pact with Kim Jong-un in Pyongyang [1].")
     chat.reuses_prompt_state = True

@@ -3,7 +3,7 @@
 import pytest
 
 from rag.answer.citations import parse_claims
-from rag.text.sentences import sentence_spans
+from rag.text.sentences import join_spaced_numbers, sentence_spans
 
 
 def _split(text: str) -> list[str]:
@@ -24,6 +24,12 @@ def _split(text: str) -> list[str]:
         ("Titolo\nTesto uno. Testo due", ["Titolo", "Testo uno.", "Testo due"]),
         ("Parla il presidente USA. Poi", ["Parla il presidente USA.", "Poi"]),
         ("Rispose di no. Poi parlò di art. Fine.", ["Rispose di no.", "Poi parlò di art.", "Fine."]),
+        # Spaced numbers (rebuilt archive text): amounts and times stay whole.
+        ("Rubati per 4. 500 euro. Poi via.", ["Rubati per 4. 500 euro.", "Poi via."]),
+        ("Alle 17. 30 circa. Arrivano.", ["Alle 17. 30 circa.", "Arrivano."]),
+        ("Sono 1. 250. 000 euro. Fine.", ["Sono 1. 250. 000 euro.", "Fine."]),
+        ("Nel 2019. 300 persone.", ["Nel 2019.", "300 persone."]),
+        ("Sono 12. 3000 no.", ["Sono 12.", "3000 no."]),
     ],
 )
 def test_sentence_spans(text: str, expected: list[str]) -> None:
@@ -42,3 +48,9 @@ def test_answer_claims_keep_abbreviations_whole() -> None:
         ("Dr. Smith moved to St. Louis in 1990.", [1]),
         ("The area is 22.392 km2.", [2]),
     ]
+
+
+def test_spaced_numbers_are_joined_and_nothing_else_changes() -> None:
+    assert join_spaced_numbers("per 4. 500 euro, alle 17. 30, 1. 250. 000") == "per 4.500 euro, alle 17.30, 1.250.000"
+    for text in ("Nel 2019. 300 persone.", "Il punto 1. Primo.", "Sono 12. 3000.", "Il 3. posto"):
+        assert join_spaced_numbers(text) == text

@@ -28,7 +28,7 @@ from .llm import ANSWER_ENGINES, EXTRACTIVE, ChatBackend, LangChainBackend, crea
 from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, open_index, sync_index
-from .search.retrieval import HybridRetriever
+from .search.retrieval import BM25_FILE, HybridRetriever
 from .search.stores import VectorStore, manifest_stamp
 from .types import Answer, Document, SearchHit, Stage
 
@@ -126,7 +126,10 @@ class Assistant:
         if previous is not None and previous.store is store:
             retriever = previous  # nothing changed
         else:  # the sentence vectors of passages already seen are kept
-            retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, carry=previous)
+            retriever = HybridRetriever(
+                store, self.embedder, self.settings.retrieval, carry=previous,
+                bm25_file=self.settings.index_dir / BM25_FILE,
+            )
         with self._lock:
             self._retriever, self._seen_manifest, self._generation = retriever, stamp, generation
 

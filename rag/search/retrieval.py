@@ -15,43 +15,64 @@ to decide whether anything relevant was found.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from ..config import RetrievalSettings
 from ..corpus.chunking import indexed_text
+from ..errors import RagError
 from ..text.sentences import sentence_spans
 from ..types import Chunk, SearchHit
 from .embedding import Encoder
 from .lexical import BM25Index
-from .stores import VectorStore
+from .stores import VectorStore, atomic_write
 
+log = logging.getLogger(__name__)
 # Sentence vectors kept in memory (chunks); they are cheap to recompute.
 SENTENCE_CACHE_CHUNKS = 20_000
+
+
+# BM25 saved in the index folder (``HybridRetriever.bm25_file``).
+BM25_FILE = "bm25.npz"
+# One saver of a BM25 file at a time in this process (they share a temporary name).
+_SAVING = threading.Lock()
 
 
 class HybridRetriever:
     """Searches one VectorStore; BM25 is built over the same chunks when first needed."""
 
     def __init__(
-        self, store: VectorStore, embedder: Encoder, cfg: RetrievalSettings, carry: HybridRetriever | None = None
+        self,
+        store: VectorStore,
+        embedder: Encoder,
+        cfg: RetrievalSettings,
+        carry: HybridRetriever | None = None,
+        bm25_file: Path | None = None,
     ) -> None:
         """``carry``: the retriever of the index before an update, whose sentence vectors (by
         passage id, the same text) are kept, and whose BM25 index is extended when passages
-        were only added."""
+        were only added. ``bm25_file``: where BM25 is saved beside the index and read back at
+        the next start when it was built from the same passages (else built and saved again)."""
         self.store = store
         self.embedder = embedder
         self.cfg = cfg
+        self.bm25_file = bm25_file
         self._lock = threading.Lock()
         self._bm25_index: BM25Index | None = None
         self._sentences: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
+        self.saver: threading.Thread | None = None
         if carry is not None and carry.embedder is embedder:
             with carry._lock:
                 self._sentences = OrderedDict(carry._sentences)
                 self._bm25_index = self._grown(carry)
+            if self._bm25_index is not None:
+                self._save_bm25(self._bm25_index)
         if cfg.mode != "dense":
             self._bm25()
 
@@ -71,6 +92,8 @@ class HybridRetriever:
     def _bm25(self) -> BM25Index:
         with self._lock:
             if self._bm25_index is None:
+                self._bm25_index = self._saved_bm25()
+            if self._bm25_index is None:
                 chunks = self.store.chunks
                 self._bm25_index = BM25Index(
                     [indexed_text(c) for c in chunks],
@@ -78,7 +101,44 @@ class HybridRetriever:
                     k1=self.cfg.bm25_k1,
                     b=self.cfg.bm25_b,
                 )
+                self._save_bm25(self._bm25_index)
             return self._bm25_index
+
+    def _bm25_key(self) -> str:
+        """What a saved BM25 index must have been built from: these passages, in this order."""
+        digest = hashlib.sha256()
+        for c in self.store.chunks:
+            digest.update(c.chunk_id.encode() + b"\n")
+        return f"{len(self.store.chunks)}:{digest.hexdigest()}"
+
+    def _saved_bm25(self) -> BM25Index | None:
+        if self.bm25_file is None:
+            return None
+        try:
+            raw = self.bm25_file.read_bytes()
+        except OSError:
+            return None
+        index = BM25Index.from_bytes(raw, self._bm25_key(), self.cfg.bm25_k1, self.cfg.bm25_b)
+        if index is None:
+            log.info("%s was built from other passages or is damaged: BM25 is built again", self.bm25_file)
+        return index
+
+    def _save_bm25(self, index: BM25Index) -> None:
+        """Save ``index`` beside the index, off the caller's path (a cache: a failure is logged)."""
+        if self.bm25_file is None:
+            return
+        path, key = self.bm25_file, self._bm25_key()
+
+        def save() -> None:
+            try:
+                with _SAVING:
+                    atomic_write(path, index.to_bytes(key))
+            except (OSError, RagError) as err:
+                log.warning("could not save BM25 to %s (%s); it is built again at the next start", path, err)
+
+        # Not a daemon: a short-lived `rag ingest` still finishes it (atomic: never half-written).
+        self.saver = threading.Thread(target=save, name="bm25-save")
+        self.saver.start()
 
     # sentences ------------------------------------------------------------------
     def sentence_vectors(self, chunks: list[Chunk]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:

@@ -430,3 +430,45 @@ def test_milvus_a_rebuild_drops_only_the_collection_it_replaced_once_complete(tm
     assert not client.has_collection(first.collection) and client.has_collection(other.collection)
     assert len(load_store("milvus", b, read_manifest(b), cfg)) == 5  # type: ignore[arg-type]
     assert read_manifest(a).retired == []  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("backend", STORES)
+def test_a_restart_reads_bm25_saved_beside_the_index_instead_of_analysing_every_passage(
+    settings: Settings, home: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag import Assistant
+    from rag.search.lexical import BM25Index
+    from rag.search.retrieval import BM25_FILE
+
+    cfg = _settings(settings, backend)
+    first = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    first.index(progress=False)
+    expected = [h.chunk.chunk_id for h in first.search("Putin Kim accordo", k=5)]
+    first.retriever.saver.join()  # type: ignore[attr-defined]
+    assert (cfg.index_dir / BM25_FILE).is_file()
+    del first  # Milvus Lite: one process (here: one client) at a time
+
+    builds: list[int] = []
+    real_init = BM25Index.__init__
+    monkeypatch.setattr(BM25Index, "__init__", lambda self, *a, **k: builds.append(1) or real_init(self, *a, **k))
+    restarted = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    assert [h.chunk.chunk_id for h in restarted.search("Putin Kim accordo", k=5)] == expected and builds == []
+
+    # An article added: the grown BM25 is saved, and the next start reads it.
+    restarted.ingest([_one_article(home, 3)], progress=False)
+    restarted.retriever.saver.join()  # type: ignore[attr-defined]
+    grown = [h.chunk.chunk_id for h in restarted.search("il prefetto ha chiuso la strada", k=5)]
+    del restarted
+    again = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    assert [h.chunk.chunk_id for h in again.search("il prefetto ha chiuso la strada", k=5)] == grown
+    assert builds == []
+    again.retriever.saver and again.retriever.saver.join()  # type: ignore[attr-defined]
+    del again
+
+    # Damaged: built again (the same results), and saved whole again.
+    (cfg.index_dir / BM25_FILE).write_bytes(b"not a zip")
+    damaged = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
+    assert [h.chunk.chunk_id for h in damaged.search("il prefetto ha chiuso la strada", k=5)] == grown
+    assert builds == [1]
+    damaged.retriever.saver.join()  # type: ignore[attr-defined]
+    assert (cfg.index_dir / BM25_FILE).read_bytes()[:2] == b"PK"

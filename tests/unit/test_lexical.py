@@ -57,3 +57,23 @@ def test_an_empty_index_and_unknown_words_score_nothing() -> None:
     index = BM25Index(["Putin a Pyongyang"], ["it"])
     got = index.scores("carbonara")
     assert not got.scores.any() and got.ideal > 0
+
+
+def test_a_saved_index_reads_back_scoring_the_same_and_refuses_another_key_or_damage() -> None:
+    texts = [" ".join(random.Random(i).choices(["accordo", "firmato", "Putin", "sanzioni", "Kim", "difesa"], k=8))
+             for i in range(40)]
+    index = BM25Index(texts[:39], ["it"] * 39)
+    index.extend(texts[39:], ["it"])  # additions not merged yet are saved too
+    raw = index.to_bytes("passages-1")
+    again = BM25Index.from_bytes(raw, "passages-1", 1.5, 0.75)
+    assert again is not None and index._added  # saving did not change the index saved
+    for query in ("accordo firmato", "sanzioni Kim", "difesa"):
+        assert np.array_equal(index.scores(query).scores, again.scores(query).scores)
+    again.extend(["nuovo accordo firmato"], ["it"])  # and it grows in place like any other
+    assert again.size == 41 and again.scores("nuovo").scores[40] > 0
+    assert BM25Index.from_bytes(raw, "passages-2", 1.5, 0.75) is None  # built from other passages
+    assert BM25Index.from_bytes(raw, "passages-1", 1.2, 0.75) is None  # other parameters
+    assert BM25Index.from_bytes(raw[: len(raw) // 2], "passages-1", 1.5, 0.75) is None  # cut short
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    assert BM25Index.from_bytes(bytes(flipped), "passages-1", 1.5, 0.75) is None  # damaged

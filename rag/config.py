@@ -175,10 +175,6 @@ class LLMSettings(BaseModel):
     # miss the passage holding the answer, and each prompt starts the same, so the
     # passages are read once per language (prompt_cache_mb). 0 always uses retrieval.
     whole_corpus_tokens: int = Field(2500, ge=0)
-    # With the whole corpus shown, also list this many of its sentences closest to the
-    # question (by the embedding model) just before it: evidence first for a small model
-    # reading a whole article. After the article, so its prompt state is still reused. 0: off.
-    evidence_sentences: int = Field(0, ge=0, le=10)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(200, ge=16)
     timeout_s: float = Field(120.0, gt=0)

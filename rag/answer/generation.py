@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 
-import numpy as np
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from ..config import LLMSettings
@@ -20,7 +19,7 @@ from ..text.language import LANGUAGE_NAMES, written_in
 from ..text.sentences import join_spaced_numbers
 from ..types import SearchHit
 from .citations import Support, SupportChecker, parse_claims, verify_claims
-from .prompts import ANSWER_SYSTEM, ANSWER_USER, EVIDENCE, LANGUAGE_RETRY, NO_ANSWER, PASSAGE_TEMPLATE
+from .prompts import ANSWER_SYSTEM, ANSWER_USER, LANGUAGE_RETRY, NO_ANSWER, PASSAGE_TEMPLATE
 
 # Sentences the model wrote, each with the passage sentences that support it.
 VerifiedClaims = list[tuple[str, list[Support]]]
@@ -91,32 +90,13 @@ def passage_budget(chat: ChatBackend, question: str, language: str, cfg: LLMSett
     return cfg.n_ctx - cfg.max_tokens - int(fixed * TOKEN_SAFETY) - 32
 
 
-def answer_messages(
-    question: str,
-    hits: list[SearchHit],
-    language: str,
-    retry: bool = False,
-    evidence: Sequence[tuple[int, str]] = (),
-) -> list[BaseMessage]:
-    """``evidence``: (passage number, sentence) pairs listed before the question."""
+def answer_messages(question: str, hits: list[SearchHit], language: str, retry: bool = False) -> list[BaseMessage]:
     system = ANSWER_SYSTEM[language] + (" " + LANGUAGE_RETRY[language] if retry else "")
     passages = "\n\n".join(format_passage(i + 1, h) for i, h in enumerate(hits))
-    listed = "\n".join(f"[{n}] «{quoted(text)}»" for n, text in evidence)
-    hint = EVIDENCE[language].format(sentences=listed) if evidence else ""
     return [
         SystemMessage(system),
-        HumanMessage(ANSWER_USER[language].format(passages=passages, evidence=hint, question=question)),
+        HumanMessage(ANSWER_USER[language].format(passages=passages, question=question)),
     ]
-
-
-def closest_sentences(checker: SupportChecker, question: str, n: int) -> list[tuple[int, str]]:
-    """The ``n`` sentences of the checker's passages closest to ``question`` (cosine), in the
-    passages' order: (hit index, sentence text)."""
-    if n <= 0 or not checker.sentence_owners:
-        return []
-    best = np.argsort(-checker.question_scores(question), kind="stable")[:n]
-    owners = sorted(checker.sentence_owners[int(j)] for j in best)
-    return [(hit, checker.hits[hit].text[s:e]) for hit, s, e in owners]
 
 
 def _words_only(text: str) -> str:
@@ -140,13 +120,11 @@ def generate_checked(
     cfg: LLMSettings,
     on_first_token: Callable[[], None] = lambda: None,
     cancel: threading.Event | None = None,
-    evidence: Sequence[tuple[int, str]] = (),
 ) -> Generator[str, None, VerifiedClaims | None]:
     """Streams the model's draft; returns its supported claims ([] when none held),
     or None when the model declined. Raises BackendError when the model fails,
     times out or twice answers in the wrong language; Cancelled when ``cancel`` is set
-    before the model starts on it. ``evidence``: (hit index, sentence) pairs to list before
-    the question (``closest_sentences``), for the passages that fit.
+    before the model starts on it.
     """
     budget = passage_budget(chat, question, language, cfg)
     shown = fit_passages(hits, budget, chat.count_tokens)
@@ -157,13 +135,11 @@ def generate_checked(
         )
     # llm.use_grammar=false leaves the citations to the checks alone (the short calls keep theirs).
     grammar = citation_grammar(len(shown), NO_ANSWER[language]) if cfg.use_grammar else None
-    number = {id(h): n for n, h in enumerate(shown, 1)}
-    listed = [(number[id(hits[i])], text) for i, text in evidence if id(hits[i]) in number]
     for retry in (False, True):
         draft = ""
         # The question only, not its translation: on the article dev set, an imperfect
         # translation beside it misled the small model (d06).
-        for piece in chat.stream(answer_messages(question, shown, language, retry, listed), timeout_s=cfg.timeout_s,
+        for piece in chat.stream(answer_messages(question, shown, language, retry), timeout_s=cfg.timeout_s,
                                  grammar=grammar, cancel=cancel):
             if not draft:
                 on_first_token()

@@ -38,7 +38,6 @@ from .gate import Verdict, judge
 from .generation import (
     VerifiedClaims,
     answer_messages,
-    closest_sentences,
     format_passage,
     generate_checked,
     passage_budget,
@@ -372,11 +371,9 @@ class _Run:
         def first_token() -> None:
             self.timings.setdefault("first_token", time.perf_counter() - self.t0)
 
-        # Evidence first, when the model reads a whole article (the retrieved passages are few).
-        n = self.settings.llm.evidence_sentences if self.whole else 0
         draft = generate_checked(
             self.chat, self.searched_for, self.lang, self.shown, self.checker, self.settings.llm, first_token,
-            self.cancel, closest_sentences(self.checker, self.searched_for, n),
+            self.cancel,
         )
         try:
             # closing: a stop closes the model's stream at once, which frees the shared model.

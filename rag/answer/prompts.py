@@ -29,16 +29,8 @@ ANSWER_SYSTEM = {
 }
 
 ANSWER_USER = {
-    "it": "Passaggi:\n{passages}\n\n{evidence}Domanda: {question}\nRisposta in italiano:",
-    "en": "Passages:\n{passages}\n\n{evidence}Question: {question}\nAnswer in English:",
-}
-
-# The sentences closest to the question (llm.evidence_sentences), between the passages and
-# the question; each is "[n] «sentence»". They may not hold the answer: said, so a question the
-# article cannot answer is not answered from them.
-EVIDENCE = {
-    "it": "Le frasi dei passaggi più vicine alla domanda (possono non contenere la risposta):\n{sentences}\n\n",
-    "en": "The sentences of the passages closest to the question (they may not contain the answer):\n{sentences}\n\n",
+    "it": "Passaggi:\n{passages}\n\nDomanda: {question}\nRisposta in italiano:",
+    "en": "Passages:\n{passages}\n\nQuestion: {question}\nAnswer in English:",
 }
 
 # One passage in the prompt: number, source, then its text as a quotation ("spotlighting":

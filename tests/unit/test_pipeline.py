@@ -342,18 +342,3 @@ def test_the_corpus_is_not_shown_whole_when_it_would_not_fit_the_context_window(
 def test_an_early_refusal_read_nothing(tmp_path: Path) -> None:
     a = fake_assistant(tmp_path, MustNotBeCalled()).ask("Кто подписал договор?")
     assert not a.answerable and not a.read_whole_corpus
-
-
-def test_evidence_sentences_are_listed_after_the_article_and_before_the_question(tmp_path: Path) -> None:
-    chat = ScriptedChat("Putin ha firmato l'accordo di mutua difesa con Kim Jong-un [1].")
-    a = fake_assistant(tmp_path, chat, llm={"evidence_sentences": 1}).ask(QUESTION_IT)
-    prompt = str(chat.calls[0]["messages"][-1].content)
-    assert a.answerable and a.read_whole_corpus
-    passages, rest = prompt.split("Le frasi dei passaggi più vicine alla domanda", 1)
-    assert passages.count("«") == 3  # the whole article first: its prompt state is reused
-    listed = rest.split("Domanda:", 1)[0]
-    assert listed.count("«") == 1 and "[1] «Putin ha firmato un accordo di mutua difesa" in listed
-    # Off by default: the prompt is the article and the question.
-    chat = ScriptedChat("Putin ha firmato l'accordo di mutua difesa con Kim Jong-un [1].")
-    fake_assistant(tmp_path, chat).ask(QUESTION_IT)
-    assert "Le frasi" not in str(chat.calls[0]["messages"][-1].content)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -195,14 +196,15 @@ class SupportChecker:
         only: list[int] | None = None,
         ranked_as: str | None = None,
         words_in: str | None = None,
-        known_names: frozenset[str] = frozenset(),
+        known_names: Mapping[str, frozenset[str]] | None = None,
     ) -> Support | None:
         """Best supporting sentence among hits ``only`` (all when None), if supported.
 
         Support is judged on ``claim``; supporting sentences are ranked by how well
         they match ``ranked_as`` (the claim with its question, for short claims).
-        Sentences of passages in language ``words_in`` support it only lexically. Names in
-        ``known_names`` (the question's, found in the passages) need not be in the passage.
+        Sentences of passages in language ``words_in`` support it only lexically.
+        ``known_names``: per article (doc id), the question's names its passages contain,
+        which need not be in the supporting passage of that article.
         """
         sims = self.claim_scores(claim)
         ranked = None if ranked_as is None else self.claim_scores(ranked_as)
@@ -221,7 +223,8 @@ class SupportChecker:
             # words they share ("Mario Draghi ha firmato l'accordo" against "Putin ha firmato…").
             # The passage, not the sentence: a sentence may name its subject by a pronoun.
             passage = self.hits[hit].text
-            if missing_names(claim, passage) - known_names or missing_months(claim, passage):
+            excused = known_names.get(self.hits[hit].doc_id, frozenset()) if known_names else frozenset()
+            if missing_names(claim, passage) - excused or missing_months(claim, passage):
                 continue
             if ranked_as is not None and ranked is not None:
                 sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)
@@ -239,7 +242,10 @@ def verify_claims(
     ``question`` and ``language`` (the answer's) enable the short-claim rules above.
     """
     n = len(checker.hits)
-    known = grounded_names(question, [h.text for h in checker.hits]) if question else frozenset()
+    articles = {h.doc_id for h in checker.hits}
+    known = {
+        doc: grounded_names(question, [h.text for h in checker.hits if h.doc_id == doc]) for doc in articles
+    } if question else None
     kept: list[tuple[str, list[Support]]] = []
     for claim in claims:
         short = len(set(analyze(claim.text))) <= SHORT_CLAIM_TERMS

@@ -6,6 +6,7 @@ import codecs
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -150,10 +151,16 @@ class DocumentCache:
     """Articles read before, by path, valid while the file's size, times and inode are
     unchanged: opening the store again reads only the files that changed. With 10,000
     articles, every ingest and sync otherwise re-read and re-hashed them all (most of
-    the time it took to add one article). Owned by the ``Assistant``; thread-safe."""
+    the time it took to add one article). Holds the articles' text (the store's size in
+    memory). Owned by the ``Assistant``; thread-safe."""
+
+    # A file changed less than this long before it was read is read again next time: a
+    # rewrite of the same size within the file system's time grain would look unchanged.
+    RECENT_NS = 2 * 10**9
 
     def __init__(self) -> None:
-        self._seen: dict[Path, tuple[tuple[int, int, int, int], Document]] = {}
+        # path -> (size, mtime, ctime, inode), the article, whether its language was detected
+        self._seen: dict[Path, tuple[tuple[int, int, int, int], Document, bool]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -166,15 +173,20 @@ class DocumentCache:
             key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         except OSError:
             return read_article(path, max_bytes, known_languages)  # its clear error
+        known = known_languages or {}
         with self._lock:
             hit = self._seen.get(path)
         if hit is not None and hit[0] == key and st.st_size <= max_bytes:
-            doc = hit[1]
-            language = (known_languages or {}).get(doc.doc_id)
-            return replace(doc, language=language) if language and language != doc.language else doc
+            doc, detected = hit[1], hit[2]
+            language = known.get(doc.doc_id)
+            if language:
+                return replace(doc, language=language) if language != doc.language else doc
+            if detected:  # as a new read would detect it again
+                return doc
         doc = read_article(path, max_bytes, known_languages)
-        with self._lock:
-            self._seen[path] = (key, doc)
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= self.RECENT_NS:
+            with self._lock:
+                self._seen[path] = (key, doc, doc.doc_id not in known)
         return doc
 
     def keep_only(self, paths: Iterable[Path]) -> None:

@@ -28,7 +28,6 @@ import io
 import math
 import re
 import unicodedata
-import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,7 +174,9 @@ class BM25Index:
             format=np.array(SAVED_FORMAT),
             key=np.array(key),
             params=np.array([self.k1, self.b], np.float64),
-            vocab=np.array(list(self._vocab), dtype=str),
+            # One UTF-8 blob (terms hold no line break): a fixed-width string array would
+            # take terms x the longest term (one 10,000-letter "word" would make it gigabytes).
+            vocab=np.frombuffer("\n".join(self._vocab).encode(), np.uint8),
             df=self._df,
             lengths=self._lengths,
             data=postings.data.astype(np.float32),
@@ -187,27 +188,40 @@ class BM25Index:
     @classmethod
     def from_bytes(cls, raw: bytes, key: str, k1: float, b: float) -> BM25Index | None:
         """The index ``to_bytes`` wrote for ``key`` with these parameters; None when it was built
-        from something else or is damaged (the zip's checksums and the shapes are checked)."""
+        from something else or is not a consistent index (zip checksums, types, shapes and
+        every count are checked, so a damaged or crafted file cannot reach a search)."""
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 if str(z["format"]) != SAVED_FORMAT or str(z["key"]) != key:
                     return None
                 if z["params"].tolist() != [k1, b]:
                     return None
-                vocab, df, lengths = z["vocab"].tolist(), z["df"], z["lengths"]
-                data, indices, indptr = z["data"], z["indices"], z["indptr"]
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                arrays = {n: z[n] for n in ("vocab", "df", "lengths", "data", "indices", "indptr")}
+            return cls._checked(arrays, k1, b)
+        except Exception:  # whatever the file holds, the answer is to build the index again
             return None
+
+    @classmethod
+    def _checked(cls, a: dict[str, np.ndarray], k1: float, b: float) -> BM25Index | None:
+        kinds = {"vocab": "u", "df": "i", "lengths": "f", "data": "f", "indices": "i", "indptr": "i"}
+        if any(a[n].ndim != 1 or a[n].dtype.kind != k for n, k in kinds.items()):
+            return None
+        vocab = a["vocab"].tobytes().decode("utf-8").split("\n") if len(a["vocab"]) else []
+        df, lengths, data, indices, indptr = (a[n] for n in ("df", "lengths", "data", "indices", "indptr"))
         size, terms = len(lengths), len(vocab)
-        if len(df) != terms or len(indptr) != terms + 1 or len(data) != len(indices) or indptr[-1] != len(data):
+        if len(set(vocab)) != terms or len(df) != terms or len(indptr) != terms + 1 or len(data) != len(indices):
             return None
-        if len(indices) and (indices.min() < 0 or indices.max() >= size):
+        if indptr[0] != 0 or indptr[-1] != len(data) or not np.array_equal(np.diff(indptr), df):
+            return None
+        if not (np.isfinite(lengths).all() and np.isfinite(data).all()) or (data <= 0).any() or (lengths < 0).any():
+            return None
+        if (len(indices) and (indices.min() < 0 or indices.max() >= size)) or (df > size).any():
             return None
         index = cls.__new__(cls)
         index.k1, index.b, index.size = k1, b, size
         index._vocab = {t: i for i, t in enumerate(vocab)}
         index._df, index._lengths = df.astype(np.int64), lengths.astype(np.float64)
-        index._postings = sparse.csc_matrix((data, indices, indptr), shape=(size, terms))
+        index._postings = sparse.csc_matrix((data.astype(np.float32), indices, indptr), shape=(size, terms))
         index._added, index._added_count = [], 0
         return index
 

@@ -26,7 +26,6 @@ import numpy as np
 
 from ..config import RetrievalSettings
 from ..corpus.chunking import indexed_text
-from ..errors import RagError
 from ..text.sentences import sentence_spans
 from ..types import Chunk, SearchHit
 from .embedding import Encoder
@@ -40,6 +39,15 @@ SENTENCE_CACHE_CHUNKS = 20_000
 
 # BM25 saved in the index folder (``HybridRetriever.bm25_file``).
 BM25_FILE = "bm25.npz"
+def bm25_key(chunks: Sequence[Chunk]) -> str:
+    """What a saved BM25 index must have been built from: these passages (id, language and the
+    indexed text: a new chunking may keep the ids), in this order."""
+    digest = hashlib.sha256()
+    for c in chunks:
+        digest.update(f"{c.chunk_id}\0{c.language}\0{indexed_text(c)}\0".encode())
+    return f"{len(chunks)}:{digest.hexdigest()}"
+
+
 # One saver of a BM25 file at a time in this process (they share a temporary name).
 _SAVING = threading.Lock()
 
@@ -105,11 +113,7 @@ class HybridRetriever:
             return self._bm25_index
 
     def _bm25_key(self) -> str:
-        """What a saved BM25 index must have been built from: these passages, in this order."""
-        digest = hashlib.sha256()
-        for c in self.store.chunks:
-            digest.update(c.chunk_id.encode() + b"\n")
-        return f"{len(self.store.chunks)}:{digest.hexdigest()}"
+        return bm25_key(self.store.chunks)
 
     def _saved_bm25(self) -> BM25Index | None:
         if self.bm25_file is None:
@@ -133,7 +137,7 @@ class HybridRetriever:
             try:
                 with _SAVING:
                     atomic_write(path, index.to_bytes(key))
-            except (OSError, RagError) as err:
+            except Exception as err:  # a cache: never an error for the user (MemoryError, disk full…)
                 log.warning("could not save BM25 to %s (%s); it is built again at the next start", path, err)
 
         # Not a daemon: a short-lived `rag ingest` still finishes it (atomic: never half-written).

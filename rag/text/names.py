@@ -168,10 +168,11 @@ def missing_names(claim: str, passage: str) -> set[str]:
 
 
 def grounded_names(question: str, passages: list[str]) -> frozenset[str]:
-    """Names of ``question`` (as :func:`missing_names` gives them) that some passage contains.
-    An answer repeating them invents nothing, though the sentence it cites may name the place
-    or person only by context ("il bar di Solignano", asked; "il titolare … ha messo in fuga i
-    ladri", cited)."""
+    """Names of ``question`` (as :func:`missing_names` gives them) that one of ``passages``
+    contains. The caller passes the passages of one article: an answer repeating such a name
+    invents nothing, though the sentence it cites from that article names the place or
+    person only by context ("il bar di Solignano", asked; "il titolare … ha messo in fuga i
+    ladri", cited). A name found only in another article is no such excuse."""
     asked = {phrase[-1] for phrase in name_phrases(question)}
     absent = set(asked)
     for passage in passages:

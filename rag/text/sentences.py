@@ -23,9 +23,13 @@ _TOKEN_BEFORE = re.compile(r"[\w.]+$")
 # the split linear in the text (searching from the start made it quadratic).
 _TOKEN_WINDOW = 32
 _INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Z]")
-# "4. 500" / "1. 250. 000" (thousands) and "17. 30" (a time): digits, ". ", then
-# exactly three (or, after one or two digits, two) more digits.
-_SPACED_NUMBER = re.compile(r"(?<![\d.,])\d{1,3}(?:\. \d{3}(?![\d.,]\d))+(?!\d)|(?<![\d.,])\d{1,2}\. \d{2}(?!\d)")
+# "4. 500" / "1. 250. 000" / "4. 500,00" (thousands) and "17. 30" (a time): digits, ". ",
+# then exactly three (or, after one or two digits, minutes: 00-59) more digits. Inside a sentence only
+# (a word and a space before it: not "1. 100 metri" opening a list item), and not a date
+# ("il 25. 06. 1989" keeps its day, month and year apart).
+_SPACED_NUMBER = re.compile(
+    r"(?<=\S )(?<![\d.,])(?:\d{1,3}(?:\. \d{3}(?!\d))+(?:,\d+)?(?![\d.]\d)|\d{1,2}\. [0-5]\d(?!\d)(?!\. ?\d))"
+)
 _SPACED_AFTER_STOP = re.compile(r" (?:\d{3}|\d{2})(?!\d)")
 # Italian and English abbreviations that take a full stop inside a sentence;
 # words that can also end one ("no", "art", "on", "cap") are left out.
@@ -54,8 +58,9 @@ def _spaced_number_at(text: str, stop: int) -> bool:
     """The full stop at ``stop`` is the separator of a spaced number ("4. 500")."""
     if not _SPACED_AFTER_STOP.match(text, stop + 1):
         return False
-    start = max(0, stop - 3 - 5 * 4)  # enough for "1. 250. 000. 000"
-    return any(m.start() <= stop < m.end() for m in _SPACED_NUMBER.finditer(text, start, stop + 5))
+    # A window around the stop, wide enough for "1. 250. 000. 000" and the look-arounds.
+    start = max(0, stop - 3 - 5 * 4)
+    return any(m.start() <= stop < m.end() for m in _SPACED_NUMBER.finditer(text, start, stop + 32))
 
 
 def join_spaced_numbers(text: str) -> str:

@@ -151,6 +151,8 @@ def test_failed_index_save_keeps_the_article_and_heals(
     src.write_text(ZEBRA)
     a = Assistant(make_settings(home))
     a.index(progress=False)
+    if (saver := a.retriever.saver) is not None:  # type: ignore[attr-defined]  # BM25 saved before the disk fills
+        saver.join()
 
     real_replace = os.replace
 

@@ -62,7 +62,7 @@ class _Checker:
         only: list[int] | None = None,
         ranked_as: str | None = None,
         words_in: str | None = None,
-        known_names: frozenset[str] = frozenset(),
+        known_names: object = None,
     ) -> Support | None:
         pool = [i for i in (range(len(self.scores)) if only is None else only) if self.scores[i] is not None]
         if not pool:
@@ -152,3 +152,23 @@ def test_prompt_quotes_spaced_numbers_joined() -> None:
     from rag.answer.generation import quoted
 
     assert quoted("rubati per 4. 500 euro [3] «ieri»") == 'rubati per 4.500 euro (3) "ieri"'
+
+
+def test_a_question_name_is_excused_only_by_the_cited_article() -> None:
+    """"Pyongyang" (asked) need not be in the cited passage when its own article names it
+    elsewhere; a mention in another article excuses nothing (issue 17's swapped-in name)."""
+    from rag.answer.citations import SupportChecker
+    from tests.fakes import FakeEmbedder
+
+    def hit(doc: str, n: int, text: str) -> SearchHit:
+        return SearchHit(Chunk(f"{doc}:{n}", doc, n, "T", None, None, 0, len(text), text), 1.0, n + 1, 0.9)
+
+    claim = [Claim("Kim ha offerto a Pyongyang il suo pieno sostegno all'intervento russo.", [2])]
+    support = hit("a", 1, "Kim ha offerto il suo pieno sostegno all'intervento russo.")
+    same = [hit("a", 0, "Putin è arrivato a Pyongyang."), support]
+    other = [hit("b", 0, "Putin è arrivato a Pyongyang."), support]
+    question = "Che cosa ha offerto Kim a Pyongyang?"
+    for hits, kept in ((same, True), (other, False)):
+        checker = SupportChecker(hits, FakeEmbedder(), None, 0.99)  # type: ignore[arg-type]
+        found = verify_claims(claim, checker, question, "it")
+        assert bool(found) is kept and (not found or found[0][1][0].hit == 1)

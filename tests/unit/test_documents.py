@@ -131,15 +131,27 @@ def test_document_cache_reads_a_file_again_only_when_it_changed(
 
     monkeypatch.setattr(documents, "read_article", counting)
     cache = DocumentCache()
+    # Just written: not kept (a same-size rewrite within the clock's grain would look unchanged).
+    cache.read(path, 10_000)
+    cache.read(path, 10_000)
+    assert len(reads) == 2 and len(cache) == 0
+    monkeypatch.setattr(DocumentCache, "RECENT_NS", 0)
     first = cache.read(path, 10_000)
-    assert cache.read(path, 10_000) is first and len(reads) == 1
+    assert cache.read(path, 10_000) is first and len(reads) == 3
     # The index's recorded language wins over the one detected at the first read.
-    assert cache.read(path, 10_000, {first.doc_id: "en"}).language == "en" and len(reads) == 1
-    path.write_text("Secondo articolo, un altro testo.", encoding="utf-8")
+    assert cache.read(path, 10_000, {first.doc_id: "en"}).language == "en" and len(reads) == 3
+    # Rewritten with the same size: another time, so read again.
+    path.write_text("Primo articolo di prova, abbastanza LUNGO.", encoding="utf-8")
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later time, whatever the clock's grain
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**10))  # another time, whatever the grain
     second = cache.read(path, 10_000)
-    assert second.doc_id != first.doc_id and len(reads) == 2
+    assert second.doc_id != first.doc_id and second.text.endswith("LUNGO.") and len(reads) == 4
+    assert cache.read(path, 10_000) is second and len(reads) == 4
+    # A language known at the first read but no longer known is detected again, as uncached.
+    other = DocumentCache()
+    assert other.read(path, 10_000, {second.doc_id: "en"}).language == "en" and len(reads) == 5
+    assert other.read(path, 10_000).language == "it" and len(reads) == 6
+    assert other.read(path, 10_000).language == "it" and len(reads) == 6
     # Over a smaller limit it is read again, for its error.
     with pytest.raises(DocumentError, match="limit"):
         cache.read(path, 5)

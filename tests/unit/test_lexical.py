@@ -77,3 +77,31 @@ def test_a_saved_index_reads_back_scoring_the_same_and_refuses_another_key_or_da
     flipped = bytearray(raw)
     flipped[len(raw) // 2] ^= 0xFF
     assert BM25Index.from_bytes(bytes(flipped), "passages-1", 1.5, 0.75) is None  # damaged
+
+
+def test_a_crafted_saved_index_is_refused_not_searched() -> None:
+    import io
+
+    index = BM25Index(["accordo firmato a Pyongyang", "sanzioni contro la Russia", "accordo"], ["it"] * 3)
+    raw = index.to_bytes("k")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        good = {name: z[name] for name in z.files}
+
+    def tampered(**changes: object) -> bytes:
+        out = io.BytesIO()
+        np.savez(out, **{**good, **changes})
+        return out.getvalue()
+
+    assert BM25Index.from_bytes(tampered(), "k", 1.5, 0.75) is not None  # re-saved untouched: still good
+    for bad in (
+        tampered(df=-good["df"]),  # negative document frequencies (log of a negative)
+        tampered(indices=good["indices"] + 100),  # postings past the last passage
+        tampered(indptr=good["indptr"][::-1].copy()),  # not increasing
+        tampered(data=good["data"].astype(str)),  # not numbers
+        tampered(vocab=np.frombuffer(b"accord\naccord", np.uint8)),  # a term twice
+        tampered(lengths=np.full_like(good["lengths"], np.nan)),
+    ):
+        assert BM25Index.from_bytes(bad, "k", 1.5, 0.75) is None
+    plain = io.BytesIO()
+    np.save(plain, np.arange(3))  # an .npy, not an .npz
+    assert BM25Index.from_bytes(plain.getvalue(), "k", 1.5, 0.75) is None

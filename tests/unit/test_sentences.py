@@ -30,6 +30,11 @@ def _split(text: str) -> list[str]:
         ("Sono 1. 250. 000 euro. Fine.", ["Sono 1. 250. 000 euro.", "Fine."]),
         ("Nel 2019. 300 persone.", ["Nel 2019.", "300 persone."]),
         ("Sono 12. 3000 no.", ["Sono 12.", "3000 no."]),
+        ("Per 4. 500,00 euro. Poi.", ["Per 4. 500,00 euro.", "Poi."]),
+        # Dates keep day, month and year apart (as before); a list item's number is its own.
+        ("Nato il 25. 06. 1989 a Roma.", ["Nato il 25.", "06.", "1989 a Roma."]),
+        ("Elenco:\n1. 100 metri piani", ["Elenco:", "1.", "100 metri piani"]),
+        ("Alle 17. 75 no.", ["Alle 17.", "75 no."]),
     ],
 )
 def test_sentence_spans(text: str, expected: list[str]) -> None:
@@ -52,5 +57,6 @@ def test_answer_claims_keep_abbreviations_whole() -> None:
 
 def test_spaced_numbers_are_joined_and_nothing_else_changes() -> None:
     assert join_spaced_numbers("per 4. 500 euro, alle 17. 30, 1. 250. 000") == "per 4.500 euro, alle 17.30, 1.250.000"
-    for text in ("Nel 2019. 300 persone.", "Il punto 1. Primo.", "Sono 12. 3000.", "Il 3. posto"):
+    for text in ("Nel 2019. 300 persone.", "Il punto 1. Primo.", "Sono 12. 3000.", "Il 3. posto",
+                 "il 25. 06. 1989", "1. 100 metri", "Vale 4. 500.5"):
         assert join_spaced_numbers(text) == text

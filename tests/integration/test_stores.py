@@ -340,11 +340,8 @@ def test_adding_an_article_updates_the_index_in_hand_not_a_copy_read_again(
     real_load = indexer.load_store
     monkeypatch.setattr(indexer, "load_store", lambda *a, **k: reads.append("read") or real_load(*a, **k))
 
-    from rag.search.lexical import BM25Index
 
-    builds: list[int] = []
-    real_init = BM25Index.__init__
-    monkeypatch.setattr(BM25Index, "__init__", lambda self, *a, **k: builds.append(1) or real_init(self, *a, **k))
+    builds = _count_bm25_builds(monkeypatch)
     report = assistant.ingest([_one_article(home, 1)], progress=False)
     assert len(report.added) == 1 and reads == [] and builds == []  # the index in hand, updated; BM25 too
     assert len(served) == before  # the retriever answering meanwhile kept its own copy
@@ -366,6 +363,16 @@ def test_adding_an_article_updates_the_index_in_hand_not_a_copy_read_again(
     in_hand = assistant.retriever.store.chunks  # type: ignore[attr-defined]
     assert sorted(c.chunk_id for c in fresh.chunks) == sorted(c.chunk_id for c in in_hand)
     assert len({c.doc_id for c in fresh.chunks}) == 4
+
+
+def _count_bm25_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every BM25 index built from texts (not copied or read back)."""
+    from rag.search.lexical import BM25Index
+
+    builds: list[int] = []
+    real_init = BM25Index.__init__
+    monkeypatch.setattr(BM25Index, "__init__", lambda self, *a, **k: builds.append(1) or real_init(self, *a, **k))
+    return builds
 
 
 def _one_article(home: Path, i: int) -> Path:
@@ -437,7 +444,6 @@ def test_a_restart_reads_bm25_saved_beside_the_index_instead_of_analysing_every_
     settings: Settings, home: Path, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rag import Assistant
-    from rag.search.lexical import BM25Index
     from rag.search.retrieval import BM25_FILE
 
     cfg = _settings(settings, backend)
@@ -448,9 +454,7 @@ def test_a_restart_reads_bm25_saved_beside_the_index_instead_of_analysing_every_
     assert (cfg.index_dir / BM25_FILE).is_file()
     del first  # Milvus Lite: one process (here: one client) at a time
 
-    builds: list[int] = []
-    real_init = BM25Index.__init__
-    monkeypatch.setattr(BM25Index, "__init__", lambda self, *a, **k: builds.append(1) or real_init(self, *a, **k))
+    builds = _count_bm25_builds(monkeypatch)
     restarted = Assistant(cfg, embedder=FakeEmbedder())  # type: ignore[arg-type]
     assert [h.chunk.chunk_id for h in restarted.search("Putin Kim accordo", k=5)] == expected and builds == []
 

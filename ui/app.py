@@ -102,6 +102,29 @@ PAGE_JS = r"""
     }
   };
   setInterval(tick, 250);
+  // Gradio's chat scrolls itself to the bottom 300 ms after an update that found it there, which
+  // undoes a jump made meanwhile (a click right after an answer ends): so the target is kept in
+  // view for a moment, until the reader scrolls or presses a key.
+  const pin = (el, block) => {
+    const chat = document.querySelector('#chat');
+    const reader = new AbortController();
+    for (const type of ['wheel', 'touchstart', 'keydown', 'pointerdown'])
+      window.addEventListener(type, () => reader.abort(), {capture: true, passive: true, signal: reader.signal});
+    const until = performance.now() + 2000;
+    const shown = () => {
+      const r = el.getBoundingClientRect();
+      const c = chat ? chat.getBoundingClientRect() : {top: 0, bottom: window.innerHeight};
+      return block === 'start' ? r.top >= c.top - 1 && r.top + 40 <= c.bottom
+                               : r.top >= c.top && r.bottom <= c.bottom;
+    };
+    const keep = () => {
+      if (reader.signal.aborted || !el.isConnected) return;
+      if (!shown()) el.scrollIntoView({block});
+      if (performance.now() < until) requestAnimationFrame(keep); else reader.abort();
+    };
+    el.scrollIntoView({block});
+    requestAnimationFrame(keep);
+  };
   document.addEventListener('click', (event) => {
     // By its href: the chat's HTML sanitizer keeps it (it drops data- attributes).
     const badge = event.target.closest && event.target.closest('a.cite-badge[href^="#"]');
@@ -114,11 +137,7 @@ PAGE_JS = r"""
     card.classList.remove('flash');
     void card.offsetWidth;
     card.classList.add('flash');
-    // After the chat has reacted to the opened sources (it keeps itself scrolled to the bottom
-    // when content grows), so the jump to the card is the last word.
-    const go = () => card.scrollIntoView({block: 'start'});  // its head, however long the card
-    go();
-    setTimeout(go, 120);
+    pin(card, 'start');  // its head, however long the card
   }, true);
   document.addEventListener('keydown', (event) => {
     if (event.key !== 'Escape') return;
@@ -128,7 +147,7 @@ PAGE_JS = r"""
   document.addEventListener('toggle', (event) => {
     const box = event.target.querySelector && event.target.querySelector(':scope > .article-text');
     const mark = box && box.querySelector('mark');
-    if (event.target.open && mark) mark.scrollIntoView({block: 'center'});
+    if (event.target.open && mark) pin(mark, 'center');
   }, true);
 }
 """

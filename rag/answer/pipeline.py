@@ -30,7 +30,7 @@ from ..llm.base import Cancelled
 from ..search.embedding import Encoder
 from ..text.language import SUPPORTED, choose_answer_language
 from ..types import Answer, Chunk, SearchHit, Stage, StageName
-from .check import cited_text_answers
+from .check import asks_for_a_name, cited_text_answers, gives_a_new_name
 from .citations import SupportChecker, render
 from .extractive import extractive_claims
 from .followup import History, condense_question
@@ -52,6 +52,7 @@ DECLINED = "the model found no answer in the passages"
 UNVERIFIED = "no sentence of the model's answer was supported by the passages"
 UNCITED = "no sentence could be supported by a passage"
 NOT_ANSWERED = "the sentences the answer cites do not answer the question (answer check)"
+NO_NAME = "the question asks for a name and the answer gives none it does not already hold"
 OTHER_SCRIPT = "the question is not written in the Latin alphabet (only Italian and English are supported)"
 STOPPED_REASON = "stopped before the answer was complete"
 
@@ -206,6 +207,9 @@ class AnswerPipeline:
                     yield run.refuse(UNVERIFIED)
                     return
                 run.fallback_reason = UNVERIFIED
+            elif not run.names_what_was_asked(claims):
+                yield run.refuse(NO_NAME)
+                return
             elif not run.answers_question(claims):
                 yield run.refuse(NOT_ANSWERED)
                 return
@@ -398,6 +402,13 @@ class _Run:
                 first = False
                 yield self.stage("writing")
             yield piece
+
+    def names_what_was_asked(self, claims: VerifiedClaims) -> bool:
+        """False when the question asks for a name and the answer brings none of its own."""
+        if not asks_for_a_name(self.searched_for):
+            return True
+        cited = " ".join(self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports)
+        return gives_a_new_name(self.searched_for, " ".join(text for text, _ in claims), cited)
 
     def answers_question(self, claims: VerifiedClaims) -> bool:
         """False when the chat model, shown only the sentences the claims cite, says

@@ -167,6 +167,29 @@ def missing_names(claim: str, passage: str) -> set[str]:
     return {phrase[-1] for phrase in name_phrases(claim) if not present(phrase[-1])}
 
 
+def _capitalised(text: str) -> set[str]:
+    return {
+        _fold(part)
+        for w in _WORD.findall(text)
+        for part in re.split(r"['’-]", w)
+        if len(part) >= 2 and part[0].isupper() and _fold(part) not in _OPENERS | _DATES | _TITLES
+    }
+
+
+def new_names(answer: str, question: str, cited: str) -> set[str]:
+    """Capitalised words of ``answer`` (a sentence's first word too, unless a common opener:
+    "Jochi.") that ``question`` does not contain and ``cited`` writes capitalised too: what a
+    reply to "What is the name of…?" brings. The last condition leaves out English demonyms
+    ("the Russian president", "the Albanian man"), which Italian writes in lower case."""
+    have, proper = _words(question), _capitalised(cited)
+    return {
+        name
+        for name in _capitalised(answer)
+        if not any(_same(name, w) or _same(w, name) for w in have)
+        and any(alias in proper for alias in _EQUIVALENTS.get(name, {name}))
+    }
+
+
 def grounded_names(question: str, passages: list[str]) -> frozenset[str]:
     """Names of ``question`` (as :func:`missing_names` gives them) that one of ``passages``
     contains. The caller passes the passages of one article: an answer repeating such a name

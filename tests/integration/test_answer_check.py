@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from rag import Assistant
-from rag.answer.check import cited_text_answers
-from rag.answer.pipeline import NOT_ANSWERED
+from rag.answer.check import asks_for_a_name, cited_text_answers, gives_a_new_name
+from rag.answer.pipeline import NO_NAME, NOT_ANSWERED
 from rag.answer.prompts import NO_ANSWER, REFUSAL
 from rag.llm import LangChainBackend
 from tests.fakes import Exploding, recording
@@ -62,3 +62,55 @@ def test_no_check_when_the_model_declined_or_the_check_is_off(checking: Assistan
     checking.settings.llm.answer_check = False
     chat = recording(ANSWER)
     assert assistant.ask("Who signed the mutual defence pact?", chat=chat).answerable and len(chat.prompts) == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("Come si chiama il titolare del bar?", True),
+        ("Qual è il nome della concessionaria?", True),
+        ("Qual era il nome dell'indagine?", True),
+        ("What is the name of the truck driver?", True),
+        ("What's the name of the man who accused the officers?", True),
+        ("What was the name of the operation?", True),
+        ("Chi ha firmato l'accordo?", False),
+        ("What is a course of study called?", False),  # a term, not a name
+        ("What is the name for a teacher of just one person?", False),
+    ],
+)
+def test_questions_that_ask_for_a_name(question: str, asks: bool) -> None:
+    assert asks_for_a_name(question) is asks
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "cited", "gives"),
+    [
+        ("Come si chiama la concessionaria di Bologna?", "Bologna [1].", "una concessionaria di Bologna",
+         False),  # the question's own name
+        ("What is the name of the truck driver?", "The name of the truck driver is the autista of the camion [1].",
+         "l'autista di un camion ha sorpreso due ladri", False),  # a role
+        ("What is the name of the man?", "The man is the Albanian worker [1].", "un operaio albanese di 40 anni",
+         False),  # a demonym, lower case in Italian
+        ("What is the name of the truck driver?", "The truck driver is Mario Rossi [1].",
+         "l'autista, Mario Rossi, ha sorpreso due ladri", True),
+        ("Come si chiama l'indagine?", "L'indagine si chiama «non plus ultra» [1].", "L'indagine \" Non plus ultra \"",
+         True),  # a quoted title
+        ("Qual era il nome del primo figlio?", "Jochi.", "il primo figlio, Jochi, nacque", True),
+        ("What is the name of the driver?", 'The name is "the driver" [1].', "l'autista", False),  # not cited
+        ("What is the name of the driver?", 'The name is "autista" [1].', "l'autista di un camion", False),
+        ("Come si chiama l'indagine?", "L'indagine «fiore» [1].", "l'indagine, un fiore", False),  # not a title
+        ("What is the name of the country?", "The country is North Korea [1].", "la Corea del Nord", True),
+    ],
+)
+def test_answers_that_give_a_name(question: str, answer: str, cited: str, gives: bool) -> None:
+    assert gives_a_new_name(question, answer, cited) is gives
+
+
+def test_a_name_question_answered_with_a_role_is_refused_before_the_check(checking: Assistant) -> None:
+    question = "What is the name of the leader who visited North Korea?"
+    chat = recording("The leader who visited North Korea was the Russian president [1].", "yes")
+    a = checking.ask(question, chat=chat)
+    assert not a.answerable and a.refusal_reason == NO_NAME and a.text == REFUSAL["en"]
+    assert len(chat.prompts) == 1  # no model call for the check
+    named = checking.ask(question, chat=recording("The leader who visited North Korea was Vladimir Putin [1].", "yes"))
+    assert named.answerable and "Putin" in named.text, named.refusal_reason

@@ -17,7 +17,10 @@ store and index (the project's ``docs_store/`` and ``index/`` are not touched), 
   sentence vectors (the re-score's) are cached; extractive-answer latency (retrieval,
   gate, citations; no LLM, whose time does not depend on the store's size);
 - whether a search with 8-14 words of one sentence of an article finds that article (top 5);
-- index size on disk and the process's peak RAM. Prints a Markdown table.
+- index size on disk and the process's peak RAM;
+- a baseline in the same run, at its start and end (these VMs drift 1.5-2x in a day): the
+  embedding model alone embedding one fixed question, which every search starts with.
+  Latencies are printed beside it. Prints a Markdown table.
 
     .venv/bin/python benchmarks/scale_bench.py [--articles 10372] [--queries 200] [--backends faiss,milvus]
 """
@@ -47,6 +50,19 @@ DICE = REPO.parent / "shared" / "bench" / "dice" / "dice_articles.jsonl.gz"
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))] if s else float("nan")
+
+
+BASELINE_QUESTION = "Chi ha rubato le forme di Parmigiano Reggiano dal magazzino di Modena?"
+
+
+def baseline_ms(embedder: Any, repeats: int = 30) -> float:
+    """Median time of the embedding model alone embedding one fixed question."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        embedder.encode_queries([BASELINE_QUESTION])
+        times.append(1000 * (time.perf_counter() - t))
+    return pct(times, 0.5)
 
 
 def load_articles(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
@@ -139,6 +155,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         embedder = CachedEncoder(load_embedder(settings), args.vectors)
         assistant = Assistant(settings, embedder=embedder)  # type: ignore[arg-type]
         embedder.encode_queries(["warm-up"])  # model load is not part of adding
+        base_start = baseline_ms(embedder.inner)
         sample = [text[:600] for _, text in rows[:256]]  # ~120 tokens, a passage's size
         t = time.perf_counter()
         embedder.inner.encode_passages(sample)
@@ -192,6 +209,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
             warm_s.append(time.perf_counter() - t)
         return {
             "backend": args.one,
+            "baseline_ms": [base_start, baseline_ms(embedder.inner)],
             "articles": len(report.added),
             "passages": chunks,
             "add_all_s": add_all,
@@ -214,8 +232,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    def ms(r: dict[str, Any], key: str) -> str:
-        return f"{pct(r[key], .5):.0f} / {pct(r[key], .95):.0f} ms"
+    def ms(r: dict[str, Any], key: str, ratio: bool = False) -> str:
+        p50, p95 = pct(r[key], 0.5), pct(r[key], 0.95)
+        # Over the mean of the run's two baselines: the machine's speed during the run.
+        base = sum(r["baseline_ms"]) / 2
+        return f"{p50:.0f} / {p95:.0f} ms" + (f" ({p50 / base:.1f}× / {p95 / base:.1f}×)" if ratio else "")
 
     lines = ["| step | " + " | ".join(r["backend"] for r in results) + " |", "|---|" + "---:|" * len(results)]
 
@@ -229,6 +250,8 @@ def table(results: list[dict[str, Any]]) -> str:
         return rest(r) + r["passages"] / r["model_rate"]
 
     row("articles / passages", lambda r: f"{r['articles']:,} / {r['passages']:,}")
+    row("baseline: the model alone embeds one question, median (run's start / end)",
+        lambda r: f"{r['baseline_ms'][0]:.1f} / {r['baseline_ms'][1]:.1f} ms")
     row("embedding model, passages/s (256 passages, this run)", lambda r: f"{r['model_rate']:.1f}")
     row("add them to an empty store, all in (the rest + the passages at that rate)",
         lambda r: f"{all_in(r) / 60:.0f} min ({r['passages'] / all_in(r):.1f} passages/s)")
@@ -236,9 +259,10 @@ def table(results: list[dict[str, Any]]) -> str:
     row("passages embedded in this run (the others from the cache)", lambda r: f"{r['add_embedded']:,}")
     row("restart: load store and index", lambda r: f"{r['restart_s']:.1f} s")
     row("add 1 article to the full store", lambda r: f"{r['add_one_s']:.2f} s")
-    row("search, p50 / p95", lambda r: ms(r, "search_ms"))
+    row("search, p50 / p95 (÷ baseline)", lambda r: ms(r, "search_ms", ratio=True))
     row("of which the store (100 nearest), p50 / p95", lambda r: ms(r, "store_ms"))
-    row("the same searches again (sentence vectors cached), p50 / p95", lambda r: ms(r, "warm_ms"))
+    row("the same searches again (sentence vectors cached), p50 / p95 (÷ baseline)",
+        lambda r: ms(r, "warm_ms", ratio=True))
     row("extractive answer after it, p50 / p95", lambda r: ms(r, "answer_ms"))
     row("article found in the top 5 by one of its sentences", lambda r: f"{r['found']}/{r['probes']}")
     row("index on disk", lambda r: f"{r['index_mib']:.1f} MiB")

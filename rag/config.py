@@ -170,6 +170,10 @@ class LLMSettings(BaseModel):
     # and refuse when it says no (rag/answer/check.py): it catches answers made from a
     # related passage when the one holding the answer is missing. Costs one short call.
     answer_check: bool = True
+    # Refuse an answer to "Come si chiama…?" / "What is the name of…?" that brings no name of
+    # its own (a role, or the question's own place): model-free (rag/answer/check.py). Off
+    # for encyclopedic text, where such questions often ask for a term ("tutor", "guru").
+    name_check: bool = True
     # When every indexed passage fits in this many tokens (about one or two articles), the
     # model reads them all, in a fixed order, instead of the retrieved ones: it cannot
     # miss the passage holding the answer, and each prompt starts the same, so the

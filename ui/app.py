@@ -118,7 +118,8 @@ PAGE_JS = r"""
                                : r.top >= c.top && r.bottom <= c.bottom;
     };
     const keep = () => {
-      if (reader.signal.aborted || !el.isConnected) return;
+      if (reader.signal.aborted) return;
+      if (!el.isConnected) { reader.abort(); return; }
       if (!shown()) el.scrollIntoView({block});
       if (performance.now() < until) requestAnimationFrame(keep); else reader.abort();
     };

@@ -29,8 +29,8 @@ CHECK_GRAMMAR = 'root ::= "yes" | "no"'
 # X called" and "the name for" ask for a term ("curriculum", "photons"), so they are left out.
 _NAME_QUESTION = re.compile(
     r"\bcome si chiama(?:va|no|vano)?\b|\bche nome\b"
-    r"|\bqual(?:e|')?\s*(?:è|e'|era|sono|erano)\s+(?:il|i)\s+nom[ei]\s+d(?:i|el|ella|ell'|ei|egli|elle)\b"
-    r"|\bwhat(?:'s|\s+is|\s+was|\s+are|\s+were)\s+(?:the\s+)?names?\s+of\b|\bwhat name\b",
+    r"|\bqual(?:i|e|['’])?\s*(?:[èé]|e['’]|era|sono|erano)\s+(?:il|i)\s+nom[ei]\s+d(?:i|el|ella|ell['’]|ei|egli|elle)"
+    r"|\bwhat(?:['’]s|\s+is|\s+was|\s+are|\s+were)\s+(?:the\s+)?names?\s+of\b|\bwhat name\b",
     re.IGNORECASE,
 )
 # A name can also be a title the article quotes ("L'indagine «Non plus ultra»"), capitalised or not.
@@ -48,13 +48,15 @@ def gives_a_new_name(question: str, answer: str, cited: str) -> bool:
     text the answer cites) writes as a name: capitalised, or a title it quotes."""
     if new_names(answer, question, cited):
         return True
-    asked = question.casefold()
+    asked, said = _normal(question), _normal(answer)
     titles = {_normal(quoted) for quoted in _QUOTED.findall(cited)}
-    return any(title in titles and title not in asked for title in map(_normal, _QUOTED.findall(answer)))
+    return any(
+        title and title not in asked and re.search(rf"(?<!\w){re.escape(title)}(?!\w)", said) for title in titles
+    )
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.casefold().split())
+    return " ".join(text.casefold().replace("’", "'").split()).strip(" .,;:!?")
 
 
 def answer_check_messages(question: str, quotes: list[str]) -> list[BaseMessage]:

@@ -404,8 +404,10 @@ class _Run:
             yield piece
 
     def names_what_was_asked(self, claims: VerifiedClaims) -> bool:
-        """False when the question asks for a name and the answer brings none of its own."""
-        if not asks_for_a_name(self.searched_for):
+        """False when the question asks for a name and the answer brings none of its own.
+        Asked is read from the question as typed: a follow-up whose rewrite failed is
+        searched for joined to the previous question, which may have asked for a name."""
+        if not self.settings.llm.name_check or not asks_for_a_name(self.question):
             return True
         cited = " ".join(self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports)
         return gives_a_new_name(self.searched_for, " ".join(text for text, _ in claims), cited)

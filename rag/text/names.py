@@ -180,13 +180,28 @@ def new_names(answer: str, question: str, cited: str) -> set[str]:
     """Capitalised words of ``answer`` (a sentence's first word too, unless a common opener:
     "Jochi.") that ``question`` does not contain and ``cited`` writes capitalised too: what a
     reply to "What is the name of…?" brings. The last condition leaves out English demonyms
-    ("the Russian president", "the Albanian man"), which Italian writes in lower case."""
-    have, proper = _words(question), _capitalised(cited)
+    ("the Russian president", "the Albanian man"), which Italian writes in lower case.
+    Against the question, a word must be the same or an inflection of one of its words
+    ("Bologna"/"bolognese"), not merely share a stem ("Comencini" is not "come", "Francesca"
+    not "Francesco")."""
+    words, asked, proper = _words(question), names(question), _capitalised(cited)
+
+    def in_question(name: str) -> bool:
+        if name in words:
+            return True
+        # A name of the question in another form ("Russia"/"Russian"); its gender inflection
+        # is another person ("Francesca" is not "Francesco").
+        if any(len(min(name, w, key=len)) >= 4 and (name.startswith(w) or w.startswith(name)) for w in asked):
+            return True
+        # A lower-case word derived from it: "bolognese" asks about "Bologna".
+        stem = name[:-1] if name[-1] in "aeiou" else name
+        return len(stem) >= 5 and any(w.startswith(stem) for w in words - asked)
+
     return {
         name
         for name in _capitalised(answer)
-        if not any(_same(name, w) or _same(w, name) for w in have)
-        and any(alias in proper for alias in _EQUIVALENTS.get(name, {name}))
+        if not in_question(name)
+        and any(_same(alias, p) for alias in _EQUIVALENTS.get(name, {name}) for p in proper)
     }
 
 

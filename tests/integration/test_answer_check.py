@@ -73,6 +73,9 @@ def test_no_check_when_the_model_declined_or_the_check_is_off(checking: Assistan
         ("What is the name of the truck driver?", True),
         ("What's the name of the man who accused the officers?", True),
         ("What was the name of the operation?", True),
+        ("Quali sono i nomi dei ladri?", True),
+        ("Qual’è il nome dell’indagine?", True),
+        ("What’s the name of the bar?", True),
         ("Chi ha firmato l'accordo?", False),
         ("What is a course of study called?", False),  # a term, not a name
         ("What is the name for a teacher of just one person?", False),
@@ -99,6 +102,13 @@ def test_questions_that_ask_for_a_name(question: str, asks: bool) -> None:
         ("What is the name of the driver?", 'The name is "the driver" [1].', "l'autista", False),  # not cited
         ("What is the name of the driver?", 'The name is "autista" [1].', "l'autista di un camion", False),
         ("Come si chiama l'indagine?", "L'indagine «fiore» [1].", "l'indagine, un fiore", False),  # not a title
+        ("Come si chiama l'operazione?", "Si chiama Non plus ultra [1].", "L'operazione «Non plus ultra.»", True),
+        # Sharing a stem with a word or a name of the question is not being in it.
+        ("Come si chiama il regista?", "Il regista è Comencini [1].", "il regista Luigi Comencini", True),
+        ("Come si chiama l'uomo di Castelnuovo?", "Castelli [1].", "Mario Castelli, di Castelnuovo", True),
+        ("Come si chiama la figlia di Francesco Rossi?", "Francesca [1].", "la figlia Francesca", True),
+        ("Come si chiama il bar bolognese?", "Bologna [1].", "un bar di Bologna", False),  # an inflection
+        ("What is the name of the city?", "Lisbon [1].", "la città di Lisbona", True),  # an English name
         ("What is the name of the country?", "The country is North Korea [1].", "la Corea del Nord", True),
     ],
 )
@@ -114,3 +124,18 @@ def test_a_name_question_answered_with_a_role_is_refused_before_the_check(checki
     assert len(chat.prompts) == 1  # no model call for the check
     named = checking.ask(question, chat=recording("The leader who visited North Korea was Vladimir Putin [1].", "yes"))
     assert named.answerable and "Putin" in named.text, named.refusal_reason
+
+
+def test_the_name_check_reads_the_question_as_typed_and_can_be_turned_off(checking: Assistant) -> None:
+    question = "What is the name of the leader who visited North Korea?"
+    role = "The leader who visited North Korea was the Russian president [1]."
+    checking.settings.llm.name_check = False
+    assert checking.ask(question, chat=recording(role, "yes")).answerable
+    checking.settings.llm.name_check = True
+    # A follow-up whose rewrite gave nothing is searched for joined to the previous question:
+    # that one asked for a name, this one does not.
+    first = checking.ask(question, chat=recording("The leader who visited North Korea was Vladimir Putin [1].", "yes"))
+    follow = checking.ask(
+        "And what did he sign there?", chat=recording("", role, "yes"), history=[(question, first.text)]
+    )
+    assert follow.answerable, follow.refusal_reason

@@ -54,6 +54,17 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+# What Gradio's chat does 300 ms after an update that found it at its bottom: scroll there.
+# Returns the element's top and bottom then, relative to the chat's visible box, and its height.
+SCROLL_CHAT_TO_BOTTOM = """(sel) => { const el = document.querySelector(sel);
+    let box = el.parentElement;
+    while (box && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
+    box.scrollTo(0, box.scrollHeight);
+    const r = el.getBoundingClientRect();
+    const c = document.querySelector('#chat').getBoundingClientRect();
+    return [r.top - c.top, r.bottom - c.top, c.height]; }"""
+
+
 def _wait_answer(page: Any, count: int, timeout: int) -> str:
     """Waits for the ``count``-th assistant message to be final; returns its text."""
     try:
@@ -178,16 +189,8 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             assert card.locator(".article-text mark").inner_text() == mark.inner_text()
             # What Gradio does 300 ms after an update that found the chat at its bottom: the page
             # must bring the span back (a click right after an answer ends met this in CI).
-            hidden = page.evaluate(
-                """() => { const m = document.querySelector('#a1-s1 .article-text mark');
-                           let box = m.parentElement;
-                           while (box && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
-                           box.scrollTo(0, box.scrollHeight);
-                           const r = m.getBoundingClientRect();
-                           const c = document.querySelector('#chat').getBoundingClientRect();
-                           return r.bottom <= c.top || r.top >= c.bottom; }"""
-            )
-            assert hidden, "the chat's bottom should not show the span; this step would test nothing"
+            top, bottom, height = page.evaluate(SCROLL_CHAT_TO_BOTTOM, "#a1-s1 .article-text mark")
+            assert bottom <= 0 or top >= height, "the chat's bottom shows the span: this step would test nothing"
             page.wait_for_function(  # the chat scrolled to the span in the article
                 """() => { const r = document.querySelector('#a1-s1 .article-text mark').getBoundingClientRect();
                            const c = document.querySelector('#chat').getBoundingClientRect();
@@ -215,6 +218,8 @@ def test_reader_session_in_chromium(app_url: str, tmp_path: Path) -> None:
             assert page.locator(BOT).nth(1).locator(".answer-sources .source-card").count() >= 1
             page.wait_for_timeout(1000)  # the answer's last updates have landed (the chat follows new text)
             page.locator(BOT).first.locator("a.cite-badge").first.click()
+            top, _, height = page.evaluate(SCROLL_CHAT_TO_BOTTOM, "#a1-s1")
+            assert top < -1 or top + 40 > height, "the chat's bottom shows the card's head: nothing tested"
             page.wait_for_function(
                 """() => { const c = document.querySelector('#a1-s1');
                            const r = c.getBoundingClientRect();

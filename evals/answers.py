@@ -144,6 +144,7 @@ def ask_scored(
         "relevance": round(g.relevance, 4),
         "refused_by_threshold": g.gated,
         "seconds": round(g.seconds, 2),
+        "draft": g.draft,  # what the model wrote before the checks: why a refusal happened
     }
     return row, (g.relevance, not gold_removed, _ok(q, lang, g.past_gate, gold_removed))
 

@@ -409,19 +409,21 @@ class _Run:
         searched for joined to the previous question, which may have asked for a name."""
         if not self.settings.llm.name_check or not asks_for_a_name(self.question):
             return True
-        cited = " ".join(self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports)
+        cited = " ".join(self.cited_sentences(claims))
         return gives_a_new_name(self.searched_for, " ".join(text for text, _ in claims), cited)
+
+    def cited_sentences(self, claims: VerifiedClaims) -> list[str]:
+        """The sentences the claims cite, once each, in order."""
+        return list(dict.fromkeys(self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports))
 
     def answers_question(self, claims: VerifiedClaims) -> bool:
         """False when the chat model, shown only the sentences the claims cite, says
         they do not answer the question (``llm.answer_check``; rag/answer/check.py)."""
         if not self.settings.llm.answer_check or self.chat is None:
             return True
-        quotes = [self.shown[s.hit].text[s.start : s.end] for _, supports in claims for s in supports]
         t = time.perf_counter()
-        verdict = cited_text_answers(
-            self.chat, self.searched_for, list(dict.fromkeys(quotes)), self.settings.llm.timeout_s
-        )
+        quotes = self.cited_sentences(claims)
+        verdict = cited_text_answers(self.chat, self.searched_for, quotes, self.settings.llm.timeout_s)
         self.timings["answer_check"] = time.perf_counter() - t
         return verdict is not False
 

@@ -91,6 +91,16 @@ def _fold(word: str) -> str:
     return "".join(c for c in folded if not unicodedata.combining(c))
 
 
+def _name_parts(word: str) -> list[str]:
+    """The capitalised parts of one word ("D'Alema" -> ["alema"]), folded; no function
+    words, titles or dates."""
+    return [
+        _fold(part)
+        for part in re.split(r"['’-]", word)
+        if len(part) >= 2 and part[0].isupper() and _fold(part) not in _OPENERS | _DATES | _TITLES
+    ]
+
+
 def name_phrases(text: str) -> list[list[str]]:
     """The names of ``text``, each a run of capitalised words, folded ("Vladimir Putin" ->
     ["vladimir", "putin"]); no function words, titles or dates.
@@ -107,11 +117,7 @@ def name_phrases(text: str) -> list[list[str]]:
         opener = i == 0 or bool(re.search(r"[.!?:;]\s*$", gap))
         if opener and not (i + 1 < len(words) and words[i + 1].group()[:1].isupper()):
             continue
-        parts = [
-            _fold(part)
-            for part in re.split(r"['’-]", m.group())
-            if len(part) >= 2 and part[0].isupper() and _fold(part) not in _OPENERS | _DATES | _TITLES
-        ]
+        parts = _name_parts(m.group())
         if not parts:
             continue
         joined = previous_end == i - 1 and phrases and not re.search(r"[^\s]", gap)
@@ -168,12 +174,7 @@ def missing_names(claim: str, passage: str) -> set[str]:
 
 
 def _capitalised(text: str) -> set[str]:
-    return {
-        _fold(part)
-        for w in _WORD.findall(text)
-        for part in re.split(r"['’-]", w)
-        if len(part) >= 2 and part[0].isupper() and _fold(part) not in _OPENERS | _DATES | _TITLES
-    }
+    return {part for w in _WORD.findall(text) for part in _name_parts(w)}
 
 
 def new_names(answer: str, question: str, cited: str) -> set[str]:

@@ -197,6 +197,7 @@ class SupportChecker:
         ranked_as: str | None = None,
         words_in: str | None = None,
         known_names: Mapping[str, frozenset[str]] | None = None,
+        claim_language: str | None = None,
     ) -> Support | None:
         """Best supporting sentence among hits ``only`` (all when None), if supported.
 
@@ -204,7 +205,9 @@ class SupportChecker:
         they match ``ranked_as`` (the claim with its question, for short claims).
         Sentences of passages in language ``words_in`` support it only lexically.
         ``known_names``: per article (doc id), the question's names its passages contain,
-        which need not be in the supporting passage of that article.
+        which need not be in the supporting passage of that article. ``claim_language``: the
+        answer's; an English claim about a passage in another language may capitalise the
+        common nouns of a name ("the Mongol Empire" for "l'impero mongolo").
         """
         sims = self.claim_scores(claim)
         ranked = None if ranked_as is None else self.claim_scores(ranked_as)
@@ -224,7 +227,8 @@ class SupportChecker:
             # The passage, not the sentence: a sentence may name its subject by a pronoun.
             passage = self.hits[hit].text
             excused = known_names.get(self.hits[hit].doc_id, frozenset()) if known_names else frozenset()
-            if missing_names(claim, passage) - excused or missing_months(claim, passage):
+            english_claim = claim_language == "en" and language != "en"
+            if missing_names(claim, passage, english_claim) - excused or missing_months(claim, passage):
                 continue
             if ranked_as is not None and ranked is not None:
                 sem, lex = float(ranked[j]), lexical_support(ranked_as, sentence, language)
@@ -252,8 +256,10 @@ def verify_claims(
         ranked_as = f"{question} {claim.text}" if short and question else None
         words_in = language if short else None
         valid = [c - 1 for c in claim.cites if 1 <= c <= n]  # numbers that exist
-        supports = [s for c in valid if (s := checker.best(claim.text, [c], ranked_as, words_in, known)) is not None]
-        best = checker.best(claim.text, None, ranked_as, words_in, known)
+        supports = [
+            s for c in valid if (s := checker.best(claim.text, [c], ranked_as, words_in, known, language)) is not None
+        ]
+        best = checker.best(claim.text, None, ranked_as, words_in, known, language)
         # No valid citation: re-cite. A clearly better source: cite it first.
         if (
             best is not None

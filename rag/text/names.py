@@ -55,8 +55,35 @@ _EXONYM_GROUPS = [
     "army esercito", "navy marina", "air aeronautica aerea", "force forze forza", "republic repubblica",
     "democratic democratico democratica", "party partito", "league lega", "brothers fratelli",
     "supreme suprema", "general generale", "secretary segretario", "foreign esteri estero", "affairs affari",
-    "defence defense difesa",
+    "defence defense difesa", "muslim muslims musulmano musulmana musulmani musulmane",
+    "islamic islamico islamica islamici islamiche", "christian christians cristiano cristiana cristiani",
+    "catholic catholics cattolico cattolica cattolici", "jewish jews ebreo ebrea ebrei ebraico ebraica",
+    "protestant protestants protestante protestanti", "orthodox ortodosso ortodossa ortodossi",
+    "rhine reno", "danube danubio", "thames tamigi", "nile nilo", "seine senna",
 ]
+# English capitalises the common nouns and adjectives of a name ("the Mongol Empire", "the War
+# of Barbastro", "the Charles River", "Church dogma"); Italian writes them lower-case ("l'impero
+# mongolo", "la guerra di Barbastro"). In an English claim about an Italian passage they are
+# not names to find there: the name's other words are ("Mongol", "Barbastro", "Charles").
+# Deliberately a short list of such words, not a dictionary: a dictionary's "ordinary" words
+# include surnames and places ("Baker", "Warsaw"), which must still be found.
+_ENGLISH_NAME_NOUNS = frozenset(
+    """empire kingdom republic dynasty war wars battle revolution crisis treaty pact accord agreement act
+    acts law laws constitution declaration convention charter church cathedral chapel abbey basilica
+    monastery mosque temple synagogue cemetery court justice tribunal report reports summary assessment
+    review survey study plan programme program strategy mission project bridge river rivers valley lake
+    lakes mountain mountains mount island islands sea ocean gulf bay coast peninsula desert forest plain
+    canal falls hills street road avenue square palace castle tower gate wall park garden hall
+    university college school academy institute museum gallery library theatre theater stadium
+    arena hospital airport station port harbour harbor center centre council committee commission
+    agency bureau office department ministry authority board assembly congress party union league
+    association federation society foundation fund bank company corporation group club team cup trophy
+    prize award championship games festival conference summit forum prison camp base fort army navy
+    corps guard fleet division front era age period world national international royal imperial
+    federal supreme high grand great new old upper lower central northern southern eastern western
+    first second third fourth fifth annual general policymakers spacecraft space flight network
+    service system""".split()
+)
 # Titles before a name are not names ("Mr Draghi" names Draghi).
 _TITLES = frozenset("mr mrs ms dr prof sig signor signora dott dottor dottoressa sen on".split())
 _EQUIVALENTS: dict[str, set[str]] = {}
@@ -161,16 +188,22 @@ def missing_months(claim: str, passage: str) -> set[str]:
     return {month for month in said if _MONTHS[month] not in stated}
 
 
-def missing_names(claim: str, passage: str) -> set[str]:
+def missing_names(claim: str, passage: str, english_claim: bool = False) -> set[str]:
     """Names of ``claim`` that ``passage`` does not contain (in either language). A name of
     several words needs only its last one there: "Vladimir Putin" is named by "Putin",
-    "Prime Minister Meloni" by "Meloni"; "Mario Draghi" is not named by "Mario Rossi"."""
+    "Prime Minister Meloni" by "Meloni"; "Mario Draghi" is not named by "Mario Rossi".
+    ``english_claim``: the claim is English and the passage is not, so the common nouns
+    English capitalises in names ("Empire", "River") are left out: "the Mongol Empire" is
+    named by "mongolo", "Church dogma" needs no name."""
     have = _words(passage)
 
     def present(word: str) -> bool:
         return any(_same(alias, w) for alias in _EQUIVALENTS.get(word, {word}) for w in have)
 
-    return {phrase[-1] for phrase in name_phrases(claim) if not present(phrase[-1])}
+    phrases = name_phrases(claim)
+    if english_claim:
+        phrases = [kept for phrase in phrases if (kept := [w for w in phrase if w not in _ENGLISH_NAME_NOUNS])]
+    return {phrase[-1] for phrase in phrases if not present(phrase[-1])}
 
 
 def _capitalised(text: str) -> set[str]:

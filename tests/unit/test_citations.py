@@ -63,6 +63,7 @@ class _Checker:
         ranked_as: str | None = None,
         words_in: str | None = None,
         known_names: object = None,
+        claim_language: str | None = None,
     ) -> Support | None:
         pool = [i for i in (range(len(self.scores)) if only is None else only) if self.scores[i] is not None]
         if not pool:

@@ -115,6 +115,36 @@ def test_names_match_across_languages_and_inflections(claim: str, sentence: str,
     assert missing_names(claim, sentence) == missing
 
 
+@pytest.mark.parametrize(
+    ("claim", "passage", "missing"),
+    [
+        # SQuAD-it's English questions over Italian paragraphs: the capitalised common nouns of a
+        # name are Italian lower-case words; the name's own words must still be there.
+        ("The Yuan dynasty succeeded the Mongol Empire.", "La dinastia Yuan succedette all'impero mongolo.", set()),
+        ("He led the papal army in the War of Barbastro.", "Guidò l'esercito papale nella guerra di Barbastro.",
+         set()),
+        ("His teachings were in line with Church dogma.", "Le sue dottrine erano in linea con il dogma della chiesa.",
+         set()),
+        ("The IPCC Third Assessment Report was published in 2001.", "Il terzo rapporto dell'IPCC uscì nel 2001.",
+         set()),
+        ("Maududi believed Muslim society needed the Sharia.", "Maududi riteneva che la società musulmana…", {"sharia"}),
+        ("The Moselle flows into the Rhine.", "La Mosella sfocia nel Reno.", set()),
+        # What the rule leaves to be found: a place or person the passage does not name.
+        ("The centre was in NASA's headquarters in Washington.", "Il centro si trovava a Houston.",
+         {"nasa", "washington"}),
+        ("The Charles River bridge.", "Il ponte sul fiume.", {"charles"}),
+        ("The Mongol Empire fell.", "L'impero cinese cadde.", {"mongol"}),
+    ],
+)
+def test_english_claims_may_capitalise_the_common_nouns_of_a_name(claim: str, passage: str, missing: set[str]) -> None:
+    assert missing_names(claim, passage, english_claim=True) == missing
+
+
+def test_within_one_language_every_word_of_a_name_counts() -> None:
+    assert missing_names("The Mongol Empire fell.", "The Mongol conquest ended.") == {"empire"}
+    assert missing_names("The Mongol Empire fell.", "L'impero mongolo cadde.") == {"empire"}
+
+
 def test_function_words_opening_a_sentence_are_not_names() -> None:
     assert names("The pact was signed. Il patto è stato firmato. Secondo Putin, sì.") == {"putin"}
 

@@ -29,6 +29,7 @@ from .runtime import configure
 from .search.embedding import Encoder, load_embedder
 from .search.indexer import IndexBusy, SyncReport, indexed_manifest, load_documents, open_index, sync_index
 from .search.retrieval import BM25_FILE, HybridRetriever
+from .search.sentence_vectors import SentenceVectors
 from .search.stores import VectorStore, manifest_stamp
 from .types import Answer, Document, SearchHit, Stage
 
@@ -85,6 +86,7 @@ class Assistant:
         self._generation: str | None = None
         # The store's articles as last read: a sync or ingest reads only files that changed.
         self._documents = DocumentCache()
+        self._sentences: SentenceVectors | None = None
         if chat is not None:
             self._models.chats[self.settings.llm.backend] = as_backend(chat)
 
@@ -95,6 +97,17 @@ class Assistant:
             if self._embedder is None:
                 self._embedder = load_embedder(self.settings)
             return self._embedder
+
+    @property
+    def sentence_vectors(self) -> SentenceVectors | None:
+        """The passages' sentence vectors saved beside the index (``index.sentence_vectors``)."""
+        if not self.settings.index.sentence_vectors:
+            return None
+        embedder = self.embedder
+        with self._lock:
+            if self._sentences is None:
+                self._sentences = SentenceVectors(self.settings.index_dir, embedder.model_id, embedder.dim)
+            return self._sentences
 
     def index(self, rebuild: bool = False, progress: bool = True) -> SyncReport:
         """Bring the index in step with the store (load, update or rebuild).
@@ -112,7 +125,7 @@ class Assistant:
             self._generation = None  # until this sync succeeds (a failed one may leave rows behind)
         store, report = sync_index(
             self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current,
-            documents=self._documents,
+            documents=self._documents, sentences=self.sentence_vectors,
         )
         self._serve(store, report.stamp, report.generation)
         return report
@@ -128,7 +141,7 @@ class Assistant:
         else:  # the sentence vectors of passages already seen are kept
             retriever = HybridRetriever(
                 store, self.embedder, self.settings.retrieval, carry=previous,
-                bm25_file=self.settings.index_dir / BM25_FILE,
+                bm25_file=self.settings.index_dir / BM25_FILE, sentences=self.sentence_vectors,
             )
         with self._lock:
             self._retriever, self._seen_manifest, self._generation = retriever, stamp, generation
@@ -170,6 +183,8 @@ class Assistant:
         store = open_index(self.settings, self.embedder, self._documents)
         if store is None:
             return False
+        if (sentences := self.sentence_vectors) is not None:
+            sentences.refresh()  # the writer's new passages'
         self._serve(store, stamp)
         return True
 
@@ -211,7 +226,7 @@ class Assistant:
         other = Assistant(settings, embedder=self._embedder, retriever=retriever or shared)
         other._models = self._models  # a model loaded by either serves both
         if same_folders:
-            other._documents = self._documents
+            other._documents, other._sentences = self._documents, self._sentences
         return other
 
     def close(self) -> None:

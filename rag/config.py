@@ -146,6 +146,11 @@ class IndexSettings(BaseModel):
     ann_m: int = Field(32, ge=4, le=128)
     ann_ef_search: int = Field(128, ge=8)
     ann_ef_construction: int = Field(80, ge=8)
+    # Embed each passage's sentences at ingest too and keep them beside the index (index/sentences/):
+    # the search re-scores its best candidates by their best sentence and the citation check
+    # compares claims with sentences, so without them every question embeds ~50 sentences
+    # (most of a search at archive size). Costs about as much ingest time and disk again.
+    sentence_vectors: bool = True
     # backend "milvus": a file path runs Milvus Lite in this process ("" = index/milvus.db; one
     # process at a time), "http://host:19530" a Milvus server that processes and machines share.
     milvus_uri: str = ""

@@ -19,6 +19,7 @@ from ..corpus.documents import DocumentCache, read_article, store_files
 from ..errors import DocumentError, IndexCorruptError, StoreUnavailableError
 from ..types import Chunk, Document
 from .embedding import Encoder
+from .sentence_vectors import SentenceVectors
 from .stores import Manifest, VectorStore, load_store, manifest_stamp, new_store, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,13 @@ def add_documents(
     embedder: Encoder,
     progress: bool,
     checkpoint: Callable[[set[str]], None] = lambda done: None,
+    sentences: SentenceVectors | None = None,
 ) -> int:
     """Embed the passages of ``docs`` and add them to ``store``, a few articles at a time (an
     article is added whole or not at all); every ``index.checkpoint_s`` seconds ``checkpoint``
-    is called with the articles in the store so far. Returns the passages embedded."""
+    is called with the articles in the store so far. With ``sentences``, each passage's
+    sentences are embedded too (for the search's re-score and the citation check). Returns
+    the passages embedded."""
     chunked = [(d.doc_id, chunk_document(d, settings.chunking)) for d in docs]
     total = sum(len(chunks) for _, chunks in chunked)
     done = {c.doc_id for c in store.chunks}
@@ -139,7 +143,10 @@ def add_documents(
             group_docs.append(doc_id)
             if len(group) < EMBED_BATCH and i + 1 < len(chunked):
                 continue
-            store.add(group, embed_chunks(embedder, group, bar))
+            vectors = embed_chunks(embedder, group, bar)
+            if sentences is not None:
+                sentences.embed(group, embedder.encode_passages)
+            store.add(group, vectors)
             done.update(group_docs)
             bar.set_postfix_str(f"{len(done):,} articles in the index", refresh=False)
             group, group_docs = [], []
@@ -187,14 +194,16 @@ def sync_index(
     wait: bool = True,
     current: tuple[VectorStore, str | None] | None = None,
     documents: DocumentCache | None = None,
+    sentences: SentenceVectors | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it.
     ``wait=False`` raises IndexBusy at once when another process is writing it. ``current``:
     the store this process serves and the generation it is (``SyncReport.generation``); when
     the index was not saved since, a copy of it is updated instead of reading the index again.
-    ``documents``: the articles read before (only changed files are read again)."""
+    ``documents``: the articles read before (only changed files are read again).
+    ``sentences``: where the new passages' sentence vectors go (saved with the index)."""
     with _folder_lock(settings.index_dir, wait):
-        store, report = _sync(settings, embedder, rebuild, progress, current, documents)
+        store, report = _sync(settings, embedder, rebuild, progress, current, documents, sentences)
         report.stamp = manifest_stamp(settings.index_dir)
         return store, report
 
@@ -228,6 +237,7 @@ def _sync(
     progress: bool,
     current: tuple[VectorStore, str | None] | None = None,
     documents: DocumentCache | None = None,
+    sentences: SentenceVectors | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     folder = settings.index_dir
     have: Manifest | None = None
@@ -280,10 +290,14 @@ def _sync(
             languages={k: v for k, v in want.languages.items() if k in done},
             checksums={},
         )
+        if sentences is not None:
+            sentences.save(store.chunks)
         store.save(folder, partial, final=False)
 
     embedded = add_documents(
-        store, [d for d in docs if d.doc_id not in indexed], settings, embedder, progress, checkpoint
+        store, [d for d in docs if d.doc_id not in indexed], settings, embedder, progress, checkpoint, sentences
     )
+    if sentences is not None:
+        sentences.save(store.chunks)
     store.save(folder, want)
     return store, SyncReport(action, reason, len(docs), len(store), embedded, skipped, want.generation)

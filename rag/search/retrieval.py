@@ -31,6 +31,7 @@ from ..text.sentences import sentence_spans
 from ..types import Chunk, SearchHit
 from .embedding import Encoder
 from .lexical import BM25Index
+from .sentence_vectors import SentenceVectors
 from .stores import VectorStore, atomic_write
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,19 @@ class HybridRetriever:
         cfg: RetrievalSettings,
         carry: HybridRetriever | None = None,
         bm25_file: Path | None = None,
+        sentences: SentenceVectors | None = None,
     ) -> None:
         """``carry``: the retriever of the index before an update, whose sentence vectors (by
         passage id, the same text) are kept, and whose BM25 index is extended when passages
         were only added. ``bm25_file``: where BM25 is saved beside the index and read back at
-        the next start when it was built from the same passages (else built and saved again)."""
+        the next start when it was built from the same passages (else built and saved again).
+        ``sentences``: the passages' sentence vectors embedded at ingest (the index's); those
+        it lacks are computed here and kept with it (not saved: the indexer saves them)."""
         self.store = store
         self.embedder = embedder
         self.cfg = cfg
         self.bm25_file = bm25_file
+        self.sentences = sentences
         self._lock = threading.Lock()
         self._bm25_index: BM25Index | None = None
         self._sentences: OrderedDict[str, tuple[list[tuple[int, int]], np.ndarray]] = OrderedDict()
@@ -156,6 +161,12 @@ class HybridRetriever:
 
         Spans are ``sentences.sentence_spans``, so the citation checker can reuse them.
         """
+        if self.sentences is not None:
+            kept = self.sentences.get(chunks)
+            if len(kept) < len(chunks):
+                self.sentences.embed([c for c in chunks if c.chunk_id not in kept], self.embedder.encode_passages)
+                kept = self.sentences.get(chunks)
+            return [kept[c.chunk_id] for c in chunks]
         found: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
         with self._lock:
             for c in chunks:

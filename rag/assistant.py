@@ -12,9 +12,7 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from langchain_core.language_models.chat_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from .answer.followup import History
 from .answer.pipeline import AnswerPipeline, Retriever, validate_query
@@ -32,6 +30,9 @@ from .search.retrieval import BM25_FILE, HybridRetriever
 from .search.sentence_vectors import SentenceVectors
 from .search.stores import VectorStore, manifest_stamp
 from .types import Answer, Document, SearchHit, Stage
+
+if TYPE_CHECKING:  # importing LangChain's chat models costs ~1 s of every start; only a user's model needs it
+    from langchain_core.language_models.chat_models import BaseChatModel
 
 # Folder of the index where the chat model's prompt states are saved (llm.prompt_cache_dir).
 PROMPT_STATES = "prompt-states"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-from langchain_core.language_models.chat_models import BaseChatModel
+from typing import TYPE_CHECKING, Any
 
 from .base import ChatBackend, Messages, OnStart
+
+if TYPE_CHECKING:  # importing LangChain's chat models costs ~1 s of every start; only a user's model needs it
+    from langchain_core.language_models.chat_models import BaseChatModel
 
 
 class LangChainBackend(ChatBackend):

@@ -273,7 +273,8 @@ def table(results: list[dict[str, Any]]) -> str:
     row("add them to an empty store, all in (the rest + passages and sentences at those rates)",
         lambda r: f"{all_in(r) / 60:.0f} min ({r['passages'] / all_in(r):.1f} passages/s)")
     row("of which not the model (read, screen, chunk, store, save)", lambda r: f"{rest(r):.0f} s")
-    row("texts embedded in this run (passages and sentences; the others from the cache)", lambda r: f"{r['add_embedded']:,}")
+    row("texts embedded in this run (passages and sentences; the others from the cache)",
+        lambda r: f"{r['add_embedded']:,}")
     row("restart: load store and index", lambda r: f"{r['restart_s']:.1f} s")
     row("add 1 article to the full store", lambda r: f"{r['add_one_s']:.2f} s")
     row("search, p50 / p95 (÷ baseline)", lambda r: ms(r, "search_ms", ratio=True))

@@ -82,7 +82,7 @@ _ENGLISH_NAME_NOUNS = frozenset(
     corps guard fleet division front era age period world national international royal imperial
     federal supreme high grand great new old upper lower central northern southern eastern western
     first second third fourth fifth annual general policymakers spacecraft space flight network
-    service system""".split()
+    service system art arts""".split()
 )
 # Titles before a name are not names ("Mr Draghi" names Draghi).
 _TITLES = frozenset("mr mrs ms dr prof sig signor signora dott dottor dottoressa sen on".split())
@@ -200,10 +200,16 @@ def missing_names(claim: str, passage: str, english_claim: bool = False) -> set[
     def present(word: str) -> bool:
         return any(_same(alias, w) for alias in _EQUIVALENTS.get(word, {word}) for w in have)
 
-    phrases = name_phrases(claim)
-    if english_claim:
-        phrases = [kept for phrase in phrases if (kept := [w for w in phrase if w not in _ENGLISH_NAME_NOUNS])]
-    return {phrase[-1] for phrase in phrases if not present(phrase[-1])}
+    missing = set()
+    for phrase in name_phrases(claim):
+        if present(phrase[-1]):
+            continue
+        # Its last word other than such nouns, if any; the last word itself may be there too
+        # ("Dream College" named by "college"), so this only ever excuses more.
+        own = [w for w in phrase if w not in _ENGLISH_NAME_NOUNS] if english_claim else phrase
+        if own and (own[-1] == phrase[-1] or not present(own[-1])):
+            missing.add(own[-1])
+    return missing
 
 
 def _capitalised(text: str) -> set[str]:

@@ -102,7 +102,8 @@ def test_ingest_embeds_sentences_and_a_search_embeds_none(settings: Settings, ho
     plain = Assistant(off, embedder=FakeEmbedder())  # type: ignore[arg-type]
     assert not (off.index_dir / FOLDER).exists() or not list((off.index_dir / FOLDER).iterdir())
     again = plain.search("Chi ha firmato l'accordo di mutua difesa?")
-    assert [(h.chunk.chunk_id, round(h.score, 6)) for h in again] == [(h.chunk.chunk_id, round(h.score, 6)) for h in hits]
+    ranked = [(h.chunk.chunk_id, round(h.score, 6)) for h in hits]
+    assert [(h.chunk.chunk_id, round(h.score, 6)) for h in again] == ranked
 
 
 def test_a_serving_process_reads_the_sentences_another_process_saved(settings: Settings, home: Path) -> None:

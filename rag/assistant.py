@@ -104,29 +104,34 @@ class Assistant:
         """The passages' sentence vectors saved beside the index (``index.sentence_vectors``)."""
         if not self.settings.index.sentence_vectors:
             return None
+        with self._lock:
+            if self._sentences is not None:
+                return self._sentences
         embedder = self.embedder
+        loaded = SentenceVectors(self.settings.index_dir, embedder.model_id, embedder.dim)  # reads files: unlocked
         with self._lock:
             if self._sentences is None:
-                self._sentences = SentenceVectors(self.settings.index_dir, embedder.model_id, embedder.dim)
+                self._sentences = loaded
             return self._sentences
 
     def index(self, rebuild: bool = False, progress: bool = True) -> SyncReport:
         """Bring the index in step with the store (load, update or rebuild).
 
         The new index is built beside the one in use and swapped in when ready, so
-        questions asked meanwhile are answered from the previous one.
+        questions asked meanwhile are answered from the previous one. Passages indexed
+        without their sentence vectors (``index.sentence_vectors``) get them here.
         """
         with self._write_lock:
-            return self._sync(rebuild, progress)
+            return self._sync(rebuild, progress, fill_sentences=True)
 
-    def _sync(self, rebuild: bool, progress: bool, wait: bool = True) -> SyncReport:
+    def _sync(self, rebuild: bool, progress: bool, wait: bool = True, fill_sentences: bool = False) -> SyncReport:
         with self._lock:  # the index in hand, if still the saved one: updated without reading it again
             served = self._retriever
             current = (served.store, self._generation) if isinstance(served, HybridRetriever) else None
             self._generation = None  # until this sync succeeds (a failed one may leave rows behind)
         store, report = sync_index(
             self.settings, self.embedder, rebuild=rebuild, progress=progress, wait=wait, current=current,
-            documents=self._documents, sentences=self.sentence_vectors,
+            documents=self._documents, sentences=self.sentence_vectors, fill_sentences=fill_sentences,
         )
         self._serve(store, report.stamp, report.generation)
         return report

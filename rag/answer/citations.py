@@ -227,7 +227,7 @@ class SupportChecker:
             # The passage, not the sentence: a sentence may name its subject by a pronoun.
             passage = self.hits[hit].text
             excused = known_names.get(self.hits[hit].doc_id, frozenset()) if known_names else frozenset()
-            english_claim = claim_language == "en" and language != "en"
+            english_claim = claim_language == "en" and language not in (None, "en")
             if missing_names(claim, passage, english_claim) - excused or missing_months(claim, passage):
                 continue
             if ranked_as is not None and ranked is not None:

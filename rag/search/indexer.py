@@ -145,7 +145,7 @@ def add_documents(
                 continue
             vectors = embed_chunks(embedder, group, bar)
             if sentences is not None:
-                sentences.embed(group, embedder.encode_passages)
+                sentences.lookup(group, embedder.encode_passages)
             store.add(group, vectors)
             done.update(group_docs)
             bar.set_postfix_str(f"{len(done):,} articles in the index", refresh=False)
@@ -158,6 +158,20 @@ def add_documents(
                 # time): as it grows, save less often (at most a tenth of the time goes to checkpoints).
                 period = max(settings.index.checkpoint_s, 10 * (last_save - started))
     return total
+
+
+def _fill_sentences(store: VectorStore, sentences: SentenceVectors, embedder: Encoder, progress: bool) -> None:
+    """Embed and save the sentence vectors the index's passages lack, a batch at a time."""
+    todo = sentences.missing(store.chunks)
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), unit="passage", desc="Embedding the passages' sentences", dynamic_ncols=True,
+               disable=not progress or len(todo) <= EMBED_BATCH)
+    with bar:
+        for i in range(0, len(todo), EMBED_BATCH):
+            sentences.lookup(todo[i : i + EMBED_BATCH], embedder.encode_passages)
+            bar.update(len(todo[i : i + EMBED_BATCH]))
+    sentences.save(store.chunks)
 
 
 class IndexBusy(Exception):
@@ -195,15 +209,20 @@ def sync_index(
     current: tuple[VectorStore, str | None] | None = None,
     documents: DocumentCache | None = None,
     sentences: SentenceVectors | None = None,
+    fill_sentences: bool = False,
 ) -> tuple[VectorStore, SyncReport]:
     """Load the index if current, update it for new/removed documents, or rebuild it.
     ``wait=False`` raises IndexBusy at once when another process is writing it. ``current``:
     the store this process serves and the generation it is (``SyncReport.generation``); when
     the index was not saved since, a copy of it is updated instead of reading the index again.
     ``documents``: the articles read before (only changed files are read again).
-    ``sentences``: where the new passages' sentence vectors go (saved with the index)."""
+    ``sentences``: where the new passages' sentence vectors go (saved with the index);
+    ``fill_sentences``: also embed those of passages indexed without them (an index from
+    before ``index.sentence_vectors``)."""
     with _folder_lock(settings.index_dir, wait):
         store, report = _sync(settings, embedder, rebuild, progress, current, documents, sentences)
+        if fill_sentences and sentences is not None:
+            _fill_sentences(store, sentences, embedder, progress)
         report.stamp = manifest_stamp(settings.index_dir)
         return store, report
 

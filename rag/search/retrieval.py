@@ -162,11 +162,7 @@ class HybridRetriever:
         Spans are ``sentences.sentence_spans``, so the citation checker can reuse them.
         """
         if self.sentences is not None:
-            kept = self.sentences.get(chunks)
-            if len(kept) < len(chunks):
-                self.sentences.embed([c for c in chunks if c.chunk_id not in kept], self.embedder.encode_passages)
-                kept = self.sentences.get(chunks)
-            return [kept[c.chunk_id] for c in chunks]
+            return self.sentences.lookup(chunks, self.embedder.encode_passages)
         found: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
         with self._lock:
             for c in chunks:

@@ -206,9 +206,10 @@ def missing_names(claim: str, passage: str, english_claim: bool = False) -> set[
             continue
         # Its last word other than such nouns, if any; the last word itself may be there too
         # ("Dream College" named by "college"), so this only ever excuses more.
+        # Reported by its last word, as the question's names are (``grounded_names``).
         own = [w for w in phrase if w not in _ENGLISH_NAME_NOUNS] if english_claim else phrase
         if own and (own[-1] == phrase[-1] or not present(own[-1])):
-            missing.add(own[-1])
+            missing.add(phrase[-1])
     return missing
 
 

@@ -173,3 +173,21 @@ def test_a_question_name_is_excused_only_by_the_cited_article() -> None:
         checker = SupportChecker(hits, FakeEmbedder(), None, 0.99)  # type: ignore[arg-type]
         found = verify_claims(claim, checker, question, "it")
         assert bool(found) is kept and (not found or found[0][1][0].hit == 1)
+
+
+def test_an_english_claim_keeps_the_names_its_article_excuses() -> None:
+    """The question's name, named elsewhere in the cited passage's article, excuses the claim
+    repeating it, with the English rule for capitalised common nouns too ("Gallery")."""
+    from rag.answer.citations import SupportChecker
+    from tests.fakes import FakeEmbedder
+
+    def hit(n: int, text: str) -> SearchHit:
+        return SearchHit(Chunk(f"a:{n}", "a", n, "T", None, None, 0, len(text), text, "it"), 1.0, n + 1, 0.9)
+
+    hits = [hit(0, "La Galleria d'arte Laing è a Newcastle."), hit(1, "Fu fondata nel 1904 da un mercante di vini.")]
+    claim = [Claim("The Laing Art Gallery was founded in 1904.", [2])]
+    checker = SupportChecker(hits, FakeEmbedder(), None, 0.0)  # type: ignore[arg-type]
+    found = verify_claims(claim, checker, "Who founded the Laing Art Gallery?", "en")
+    assert found and {s.hit for s in found[0][1]} == {1}
+    # Without the question's excuse the passage does not name the gallery: refused.
+    assert not verify_claims(claim, SupportChecker(hits[1:], FakeEmbedder(), None, 0.0), None, "en")  # type: ignore[arg-type]

@@ -38,6 +38,8 @@ FOLDER = "sentences"
 LIST = "segments.json"
 # Segments kept before a save folds them into one (each costs a file read at start).
 MAX_SEGMENTS = 16
+# Passages whose vectors are held unsaved at most (~70 MB): the cap of a process that never saves.
+MAX_UNSAVED = 20_000
 # Sentences per call of the model: an upload's sentences leave room for a question's.
 ENCODE_BATCH = 64
 KEY_BYTES = 16
@@ -64,7 +66,7 @@ class SentenceVectors:
         self.dim = dim
         self._lock = threading.Lock()
         self._rows: dict[bytes, np.ndarray] = {}
-        self._new: list[bytes] = []  # keys not saved yet, in order of addition
+        self._new: dict[bytes, None] = {}  # keys not saved yet, oldest first
         self._segments: dict[str, str] = {}  # saved segment file -> sha256
         if self.folder is not None:
             self._load()
@@ -92,7 +94,12 @@ class SentenceVectors:
                 for key, rows in computed.items():
                     if key not in self._rows:
                         self._rows[key] = rows
-                        self._new.append(key)
+                        self._new[key] = None
+                # Not saved by this process (a page over an index saved without them, or another
+                # machine's): kept as a bounded cache, the oldest dropped.
+                for key in list(itertools.islice(self._new, max(0, len(self._new) - MAX_UNSAVED))):
+                    del self._new[key]
+                    self._rows.pop(key, None)
             found.update(computed)
         # Answered from this call's own copies: a fold may drop rows meanwhile.
         return [(sp, found[k]) for k, sp in zip(keys, spans, strict=True)]
@@ -133,7 +140,7 @@ class SentenceVectors:
             keys = [k for k in self._rows if k in wanted] if fold else [k for k in self._new if k in self._rows]
             rows = [self._rows[k] for k in keys]
             segments = {} if fold else dict(self._segments)
-            pending, self._new = self._new, []
+            pending, self._new = self._new, {}
         try:  # written outside the lock: searches go on reading meanwhile
             name = f"seg-{number}.npz"
             data = _segment_bytes(keys, rows, self.dim)
@@ -143,7 +150,7 @@ class SentenceVectors:
             atomic_write(folder / LIST, json.dumps(listing, indent=1).encode())
         except BaseException:
             with self._lock:
-                self._new = pending + self._new
+                self._new = pending | self._new
             raise
         with self._lock:
             self._segments = segments

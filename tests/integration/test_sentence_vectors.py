@@ -217,3 +217,14 @@ def test_a_failed_save_keeps_the_vectors_for_the_next(tmp_path: Path, monkeypatc
     monkeypatch.undo()
     vectors.save(CHUNKS)
     assert _filed(SentenceVectors(tmp_path, emb.model_id, emb.dim), CHUNKS) == {c.chunk_id for c in CHUNKS}
+
+
+def test_vectors_a_process_never_saves_are_a_bounded_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page over an index saved without them (or on another machine than a Milvus server's
+    writer) computes them per question: it keeps the most recent, not every one."""
+    monkeypatch.setattr(sv, "MAX_UNSAVED", 3)
+    emb = FakeEmbedder()
+    vectors = SentenceVectors(None, emb.model_id, emb.dim)
+    for c in CHUNKS:
+        assert len(vectors.lookup([c], emb.encode_passages)[0][1]) == len(sentence_spans(c.text))
+    assert _filed(vectors, CHUNKS) == {c.chunk_id for c in CHUNKS[-3:]}
